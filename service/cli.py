@@ -1,0 +1,15 @@
+"""The `stance` entry point: training's commands (segment, train, evaluate) beside the
+service's own (serve, score over feeds, annotations, bench). The CLI sits on top of both
+halves, so training never imports the service."""
+
+from __future__ import annotations
+
+from service import annotations_cli, serve_cli
+from training import cli as training_cli
+
+app = training_cli.build_app()
+serve_cli.register(app)
+annotations_cli.register(app)
+
+if __name__ == "__main__":
+    app()

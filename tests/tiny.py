@@ -1,0 +1,39 @@
+"""A tiny randomly initialised BERT bundle for fast tests (seconds, not minutes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from training.base_model import base_model_dir
+from training.bundle import ONNX_FILE, save_bundle
+from training.labels import LABELS
+
+
+def make_tiny_bundle(target: Path, version: str = "vtest-tiny", with_onnx: bool = True, seed: int = 0) -> Path:
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from training.onnx_export import export_int8
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(base_model_dir(), local_files_only=True)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=128, num_labels=len(LABELS),
+        problem_type="multi_label_classification",
+        id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)},
+    )
+    model = BertForSequenceClassification(config).eval()
+    extra = {}
+    if with_onnx:
+        onnx_path = target.parent / f"{target.name}.onnx"
+        export_int8(model, tokenizer, onnx_path)
+        extra[ONNX_FILE] = onnx_path
+    meta = {
+        "version": version, "labels": list(LABELS), "thresholds": {n: 0.5 for n in LABELS},
+        "max_length": 64, "default_backend": "onnx" if with_onnx else "torch", "created": "2026-01-01T00:00:00+00:00",
+    }
+    return save_bundle(
+        target, model=model, tokenizer=tokenizer, meta=meta, config_yaml="tiny: true\n",
+        metrics={"holdout": {"macro_f1": 0.1}}, card="# tiny test bundle\n", extra=extra,
+    )

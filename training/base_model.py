@@ -1,0 +1,31 @@
+"""Where the base encoder lives: inside an installed PyPI package, never a model hub."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from training.settings import BaseModelSettings, get_settings
+
+# Belt and braces: nothing in this project may reach a model hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+class BaseModelMissing(RuntimeError):
+    pass
+
+
+def base_model_dir(settings: BaseModelSettings | None = None) -> Path:
+    settings = settings or get_settings().base_model
+    spec = importlib.util.find_spec(settings.package)
+    if spec is None or not spec.submodule_search_locations:
+        raise BaseModelMissing(
+            f"base model package '{settings.package}' is not installed; "
+            "run `pip install -c constraints.txt -e .` (see README)"
+        )
+    folder = Path(list(spec.submodule_search_locations)[0]) / settings.subfolder
+    if not (folder / "config.json").is_file():
+        raise BaseModelMissing(f"{folder} has no config.json; reinstall '{settings.package}'")
+    return folder

@@ -1,0 +1,328 @@
+"""The model bundle format: one folder that holds everything needed to score, and nothing else.
+
+Layout (the only place it is defined):
+
+    bundle.json            version, labels, thresholds, base model, default backend, max length
+    model/                 fine-tuned weights (safetensors) + config + tokenizer (HF layout,
+                           so `transformers.pipeline` can load it too)
+    onnx/model.int8.onnx   dynamic-int8 ONNX export (optional; see training.onnx_export)
+    training_config.yaml   the settings the bundle was trained with
+    metrics.json           cross-validated and held-out figures
+    README.md              the model card
+    plots/*.png            precision-recall curves
+    manifest.json          sha256 of every file above; written last, verified on load
+
+A bundle is written to a hidden temporary folder and renamed into place, and loading
+verifies the manifest, so a half-written or corrupted bundle is never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+BUNDLE_META = "bundle.json"
+MANIFEST = "manifest.json"
+MODEL_DIR = "model"
+ONNX_FILE = "onnx/model.int8.onnx"
+CONFIG_FILE = "training_config.yaml"
+METRICS_FILE = "metrics.json"
+CARD_FILE = "README.md"
+PLOTS_DIR = "plots"
+FORMAT_VERSION = 1
+
+
+class BundleError(RuntimeError):
+    """A bundle cannot be used: missing, incomplete or corrupted. The message says which file."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    labels: list[str]
+    scores: dict[str, float]
+
+
+class Backend(Protocol):
+    def predict_logits(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _batches_by_length(texts: Sequence[str], batch_size: int) -> list[list[int]]:
+    """Index batches of similar length, so dynamic padding wastes little compute."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+class TorchBackend:
+    """fp32 PyTorch inference (the reference the int8 export is checked against)."""
+
+    def __init__(self, model_dir: Path, max_length: int, batch_size: int, threads: int) -> None:
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        torch.set_num_threads(threads)
+        self._torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            model_dir, local_files_only=True
+        ).eval()
+        self.max_length = max_length
+        self.batch_size = batch_size
+
+    def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.model.config.num_labels), dtype=np.float32)
+        with self._torch.inference_mode():
+            for idx in _batches_by_length(texts, self.batch_size):
+                enc = self.tokenizer(
+                    [texts[i] for i in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                )
+                out[idx] = self.model(**enc).logits.float().numpy()
+        return out
+
+
+class OnnxBackend:
+    """ONNX Runtime over the int8 export: the fast default on CPU."""
+
+    def __init__(self, bundle_dir: Path, max_length: int, batch_size: int, threads: int) -> None:
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(bundle_dir / MODEL_DIR, local_files_only=True)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(
+            str(bundle_dir / ONNX_FILE), opts, providers=["CPUExecutionProvider"]
+        )
+        self.input_names = {i.name for i in self.session.get_inputs()}
+        self.max_length = max_length
+        self.batch_size = batch_size
+
+    def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
+        chunks: dict[int, np.ndarray] = {}
+        for idx in _batches_by_length(texts, self.batch_size):
+            enc = self.tokenizer(
+                [texts[i] for i in idx],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="np",
+            )
+            feeds = {k: v.astype(np.int64) for k, v in enc.items() if k in self.input_names}
+            logits = self.session.run(None, feeds)[0]
+            for row, i in enumerate(idx):
+                chunks[i] = logits[row]
+        if not chunks:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([chunks[i] for i in range(len(texts))]).astype(np.float32)
+
+
+@dataclass
+class Bundle:
+    path: Path
+    meta: dict[str, Any]
+    backend: Backend
+    backend_name: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        return str(self.meta["version"])
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.meta["labels"])
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.meta["thresholds"].items()}
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        return sigmoid(self.backend.predict_logits(list(texts)))
+
+    def decide(self, probs: np.ndarray) -> list[Prediction]:
+        """Probabilities -> labels through the bundle's per-label thresholds."""
+        cut = np.array([self.thresholds[name] for name in self.labels])
+        return [
+            Prediction(
+                labels=[n for n, p, t in zip(self.labels, row, cut) if p >= t],
+                scores={n: round(float(p), 6) for n, p in zip(self.labels, row)},
+            )
+            for row in probs
+        ]
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        return self.decide(self.predict_proba(texts))
+
+
+# ---------------------------------------------------------------- manifest
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _bundle_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST)
+
+
+def write_manifest(root: Path) -> None:
+    files = {str(p.relative_to(root)): _sha256(p) for p in _bundle_files(root)}
+    (root / MANIFEST).write_text(json.dumps({"sha256": files}, indent=2, sort_keys=True))
+
+
+def verify_manifest(root: Path) -> None:
+    """Raise BundleError unless every file matches the manifest and none is extra or missing."""
+    manifest_path = root / MANIFEST
+    if not manifest_path.is_file():
+        raise BundleError(f"{root}: no {MANIFEST}; the bundle is incomplete (interrupted write?)")
+    try:
+        expected: dict[str, str] = json.loads(manifest_path.read_text())["sha256"]
+    except (ValueError, KeyError) as exc:
+        raise BundleError(f"{manifest_path}: unreadable manifest ({exc})") from None
+    present = {str(p.relative_to(root)) for p in _bundle_files(root)}
+    missing = sorted(set(expected) - present)
+    extra = sorted(present - set(expected))
+    if missing:
+        raise BundleError(f"{root}: files missing from the bundle: {missing}")
+    if extra:
+        raise BundleError(f"{root}: files not in the manifest: {extra}")
+    for rel, digest in expected.items():
+        if _sha256(root / rel) != digest:
+            raise BundleError(f"{root / rel}: checksum mismatch; the bundle is corrupted")
+
+
+# ---------------------------------------------------------------- save / load
+
+
+def save_bundle(
+    target: Path,
+    *,
+    model: Any,
+    tokenizer: Any,
+    meta: dict[str, Any],
+    config_yaml: str,
+    metrics: dict[str, Any],
+    card: str,
+    extra: dict[str, Path] | None = None,
+) -> Path:
+    """Write a complete bundle to `target` atomically (temp folder + rename).
+
+    `meta` needs version, labels, thresholds; `extra` maps bundle-relative names
+    (e.g. "plots/pr_opposition.png", ONNX_FILE) to files to copy in.
+    """
+    for key in ("version", "labels", "thresholds"):
+        if key not in meta:
+            raise ValueError(f"bundle meta needs '{key}'")
+    target = Path(target)
+    if target.exists():
+        raise BundleError(f"{target} exists already; bundles are immutable")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp / MODEL_DIR, safe_serialization=True)
+        tokenizer.save_pretrained(tmp / MODEL_DIR)
+        (tmp / BUNDLE_META).write_text(
+            json.dumps({"format": FORMAT_VERSION, **meta}, indent=2, sort_keys=True)
+        )
+        (tmp / CONFIG_FILE).write_text(config_yaml)
+        (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        (tmp / CARD_FILE).write_text(card)
+        for rel, src in (extra or {}).items():
+            dest = tmp / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
+        write_manifest(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def add_to_bundle(root: Path, files: dict[str, Path | bytes | str]) -> None:
+    """Add or replace files in an existing bundle and re-seal its manifest (used while
+    the bundle is still being assembled, before it is registered)."""
+    verify_manifest(root)
+    for rel, content in files.items():
+        dest = root / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, Path):
+            shutil.copyfile(content, dest)
+        elif isinstance(content, bytes):
+            dest.write_bytes(content)
+        else:
+            dest.write_text(content)
+    write_manifest(root)
+
+
+def read_meta(root: Path) -> dict[str, Any]:
+    try:
+        return json.loads((Path(root) / BUNDLE_META).read_text())
+    except FileNotFoundError:
+        raise BundleError(f"{root}: not a bundle (no {BUNDLE_META})") from None
+    except ValueError as exc:
+        raise BundleError(f"{root / BUNDLE_META}: invalid JSON ({exc})") from None
+
+
+def read_metrics(root: Path) -> dict[str, Any]:
+    path = Path(root) / METRICS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def load_bundle(
+    path: str | Path,
+    backend: str | None = None,
+    threads: int | None = None,
+    batch_size: int | None = None,
+) -> Bundle:
+    """Verify and load a bundle. `backend` None -> the bundle's default (int8 ONNX when it
+    passed the agreement check at training time, else torch)."""
+    from training.settings import get_settings
+
+    root = Path(path)
+    if not root.is_dir():
+        raise BundleError(f"no bundle at {root}")
+    verify_manifest(root)
+    meta = read_meta(root)
+    inference = get_settings().inference
+    name = backend or meta.get("default_backend") or inference.backend
+    if name == "onnx" and not (root / ONNX_FILE).is_file():
+        if backend == "onnx":
+            raise BundleError(f"{root}: backend 'onnx' requested but the bundle has no {ONNX_FILE}")
+        name = "torch"
+    kwargs = dict(
+        max_length=int(meta.get("max_length", 128)),
+        batch_size=batch_size or inference.batch_size,
+        threads=threads or inference.threads,
+    )
+    if name == "onnx":
+        impl: Backend = OnnxBackend(root, **kwargs)
+    elif name == "torch":
+        impl = TorchBackend(root / MODEL_DIR, **kwargs)
+    else:
+        raise BundleError(f"unknown backend {name!r}; choose 'onnx' or 'torch'")
+    return Bundle(path=root, meta=meta, backend=impl, backend_name=name, metrics=read_metrics(root))
