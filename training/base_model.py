@@ -19,6 +19,10 @@ class BaseModelMissing(RuntimeError):
 
 def base_model_dir(settings: BaseModelSettings | None = None) -> Path:
     settings = settings or get_settings().base_model
+    if settings.path is not None:
+        if not (Path(settings.path) / "config.json").is_file():
+            raise BaseModelMissing(f"base_model.path {settings.path} has no config.json")
+        return Path(settings.path)
     spec = importlib.util.find_spec(settings.package)
     if spec is None or not spec.submodule_search_locations:
         raise BaseModelMissing(

@@ -32,6 +32,7 @@ class Paths(_Section):
 
 class BaseModelSettings(_Section):
     package: str
+    path: Path | None = None  # a local model folder instead of the package (tests use a tiny one)
     subfolder: str = "model"
     max_length: int = Field(128, ge=8, le=512)
 
