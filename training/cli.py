@@ -69,5 +69,10 @@ def build_app() -> typer.Typer:
         add_completion=False,
         pretty_exceptions_enable=False,
     )
+    app.callback()(_root)
     app.command()(segment)
     return app
+
+
+def _root() -> None:
+    """Stance classification of statements on Ukraine's path into NATO."""
