@@ -92,6 +92,22 @@ class ServiceSettings(_Section):
 
 class StoreSettings(_Section):
     url: str | None = None
+    busy_timeout_ms: int = Field(30000, ge=0)  # SQLite: how long a writer waits for the lock
+    seed_annotator: str = "seed"  # annotator recorded for files of paths.annotations_dir
+    page_size: int = Field(100, ge=1)  # GET /v1/annotations default page
+    max_page_size: int = Field(1000, ge=1)
+    max_post_records: int = Field(1000, ge=1)  # records per POST /v1/annotations
+
+
+class JobsSettings(_Section):
+    """Retraining jobs (service/jobs.py): a subprocess per job, one at a time."""
+
+    default_config: str = "default"  # configs/<name>.yaml layered over the service's settings
+    train_module: str = "service.cli"  # run as `python -m <module> train ...`
+    poll_interval_s: float = Field(1.0, gt=0)
+    timeout_s: float = Field(6 * 3600, gt=0)  # a job running longer is killed and failed
+    log_tail_lines: int = Field(40, ge=1)
+    watch_registry_s: float = Field(2.0, ge=0)  # follow CURRENT changed by the CLI; 0 = off
 
 
 class AuthSettings(_Section):
@@ -121,6 +137,7 @@ class Settings(_Section):
     store: StoreSettings = StoreSettings()
     auth: AuthSettings = AuthSettings()
     gate: GateSettings = GateSettings()
+    jobs: JobsSettings = JobsSettings()
 
     def store_url(self) -> str:
         return self.store.url or f"sqlite:///{self.paths.data_dir / 'annotations.db'}"
