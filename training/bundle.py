@@ -99,21 +99,25 @@ class TorchBackend:
 class OnnxBackend:
     """ONNX Runtime over the int8 export: the fast default on CPU."""
 
-    def __init__(self, bundle_dir: Path, max_length: int, batch_size: int, threads: int) -> None:
+    def __init__(self, onnx_path: Path, tokenizer: Any, max_length: int, batch_size: int, threads: int) -> None:
         import onnxruntime as ort
-        from transformers import AutoTokenizer
 
-        self.tokenizer = AutoTokenizer.from_pretrained(bundle_dir / MODEL_DIR, local_files_only=True)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(
-            str(bundle_dir / ONNX_FILE), opts, providers=["CPUExecutionProvider"]
-        )
+        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
         self.input_names = {i.name for i in self.session.get_inputs()}
+        self.tokenizer = tokenizer
         self.max_length = max_length
         self.batch_size = batch_size
+
+    @classmethod
+    def from_bundle(cls, bundle_dir: Path, max_length: int, batch_size: int, threads: int) -> "OnnxBackend":
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(bundle_dir / MODEL_DIR, local_files_only=True)
+        return cls(bundle_dir / ONNX_FILE, tokenizer, max_length, batch_size, threads)
 
     def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
         chunks: dict[int, np.ndarray] = {}
@@ -320,7 +324,7 @@ def load_bundle(
         threads=threads or inference.threads,
     )
     if name == "onnx":
-        impl: Backend = OnnxBackend(root, **kwargs)
+        impl: Backend = OnnxBackend.from_bundle(root, **kwargs)
     elif name == "torch":
         impl = TorchBackend(root / MODEL_DIR, **kwargs)
     else:

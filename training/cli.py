@@ -62,6 +62,62 @@ def segment(
             out.close()
 
 
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def train(
+    data: list[Path] = typer.Option(None, "--data", "-d", help="annotation JSONL files (default: every *.jsonl in paths.annotations_dir)"),
+    promote: bool = typer.Option(True, "--promote/--no-promote", help="make the new bundle the current model"),
+    config: Path | None = ConfigOpt,
+) -> None:
+    """Fine-tune, cross-validate, and register a model bundle. The last stdout line is JSON:
+    {"version", "path", "metrics"}."""
+    from training.annotations import AnnotationError
+    from training.train import load_training_data, train_bundle
+
+    settings = _settings(config)
+    try:
+        annotations, files = load_training_data(settings, data)
+        result = train_bundle(settings, annotations, files, promote=promote)
+    except AnnotationError as exc:
+        _fail(str(exc))
+    except ValueError as exc:
+        _fail(str(exc))
+    summary = {
+        "cv_macro_f1": result.metrics["cv"]["transformer"]["macro_f1"],
+        "holdout_macro_f1": (result.metrics.get("holdout", {}).get("transformer") or {}).get("macro_f1"),
+        "default_backend": "onnx" if result.metrics["int8"]["int8_ok"] else "torch",
+    }
+    typer.echo(json.dumps({"version": result.version, "path": str(result.path), "metrics": summary}))
+
+
+def evaluate(
+    data: list[Path] = typer.Option(..., "--data", "-d", help="annotation JSONL file(s) to score against"),
+    model: str | None = typer.Option(None, "--model", "-m", help="model version (default: current)"),
+    backend: str | None = typer.Option(None, help="onnx or torch (default: the bundle's)"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="also write the metrics as JSON here"),
+    config: Path | None = ConfigOpt,
+) -> None:
+    """Per-label precision/recall/F1 and micro/macro F1 with bootstrap 95% intervals."""
+    from training.annotations import AnnotationError, load_annotations
+    from training.bundle import BundleError, load_bundle
+    from training.evaluate import evaluate_bundle, format_report
+    from training.registry import Registry
+
+    settings = _settings(config)
+    try:
+        annotations = load_annotations(data, settings.labels).annotations
+        bundle = load_bundle(Registry(settings.paths.models_dir).resolve(model), backend=backend)
+        metrics = evaluate_bundle(bundle, annotations, settings)
+    except (AnnotationError, BundleError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(format_report(metrics))
+    if output:
+        output.write_text(json.dumps(metrics, indent=2))
+
+
 def build_app() -> typer.Typer:
     app = typer.Typer(
         help="Stance classification of statements on Ukraine's path into NATO.",
@@ -71,6 +127,8 @@ def build_app() -> typer.Typer:
     )
     app.callback()(_root)
     app.command()(segment)
+    app.command()(train)
+    app.command()(evaluate)
     return app
 
 

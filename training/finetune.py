@@ -1,0 +1,156 @@
+"""Fine-tune the base encoder for multi-label stance (sigmoid per label, weighted BCE).
+
+Hugging Face `Trainer` does the loop (bf16 autocast on CPU, progress bar, seeding);
+the only custom piece is the loss: BCE with a per-label `pos_weight` (neg/pos, clipped)
+because the stance labels are rare next to `none`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
+
+from training.base_model import base_model_dir
+from training.settings import Settings
+
+logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)
+
+
+class _Encoded(torch.utils.data.Dataset):
+    def __init__(self, encodings: dict[str, list[Any]], targets: np.ndarray) -> None:
+        self.encodings = encodings
+        self.targets = targets
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item = {k: v[i] for k, v in self.encodings.items()}
+        item["labels"] = self.targets[i].astype(np.float32)
+        return item
+
+
+class WeightedBCETrainer(Trainer):
+    """Trainer whose loss weights positive examples of rare labels up."""
+
+    def __init__(self, *args: Any, pos_weight: torch.Tensor, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pos_weight = pos_weight
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # type: ignore[override]
+        targets = inputs.pop("labels")
+        outputs = model(**inputs)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(
+            outputs.logits.float(), targets.float(), pos_weight=self.pos_weight
+        )
+        return (loss, outputs) if return_outputs else loss
+
+
+def pos_weights(targets: np.ndarray, cap: float) -> torch.Tensor:
+    pos = targets.sum(axis=0)
+    neg = len(targets) - pos
+    return torch.tensor(np.clip(neg / np.maximum(pos, 1.0), 1.0, cap), dtype=torch.float32)
+
+
+def load_tokenizer(settings: Settings) -> PreTrainedTokenizerBase:
+    return AutoTokenizer.from_pretrained(base_model_dir(settings.base_model), local_files_only=True)
+
+
+def fine_tune(
+    texts: Sequence[str],
+    targets: np.ndarray,
+    settings: Settings,
+    seed: int | None = None,
+    progress: bool = True,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A model fine-tuned on (texts, multi-hot targets), in eval mode, fp32 weights."""
+    cfg = settings.training
+    seed = cfg.seed if seed is None else seed
+    torch.set_num_threads(cfg.threads)
+    set_seed(seed)
+    labels = list(settings.labels)
+    tokenizer = load_tokenizer(settings)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base_model_dir(settings.base_model),
+        num_labels=len(labels),
+        problem_type="multi_label_classification",
+        id2label=dict(enumerate(labels)),
+        label2id={name: i for i, name in enumerate(labels)},
+        local_files_only=True,
+    )
+    enc = tokenizer(list(texts), truncation=True, max_length=settings.base_model.max_length)
+    with tempfile.TemporaryDirectory(prefix="stance-train-") as out_dir:
+        args = TrainingArguments(
+            output_dir=out_dir,
+            per_device_train_batch_size=cfg.batch_size,
+            num_train_epochs=cfg.epochs,
+            learning_rate=cfg.learning_rate,
+            weight_decay=cfg.weight_decay,
+            warmup_steps=cfg.warmup_ratio,  # a float < 1 is a ratio of all steps in transformers 5
+            lr_scheduler_type="linear",
+            bf16=cfg.bf16,
+            use_cpu=True,
+            seed=seed,
+            data_seed=seed,
+            save_strategy="no",
+            logging_strategy="no",
+            report_to="none",
+            disable_tqdm=not progress,
+            dataloader_num_workers=0,
+        )
+        trainer = WeightedBCETrainer(
+            model=model,
+            args=args,
+            train_dataset=_Encoded(dict(enc), targets),
+            data_collator=DataCollatorWithPadding(tokenizer),
+            processing_class=tokenizer,
+            pos_weight=pos_weights(targets, cfg.pos_weight_max),
+        )
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries the CLI's JSON result
+            trainer.train()
+    # accelerate patches forward() with a bf16 autocast wrapper; strip it so the model
+    # exports to ONNX and predicts in plain fp32.
+    model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+    return model.float().eval(), tokenizer
+
+
+@torch.inference_mode()
+def predict_proba(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    max_length: int,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """fp32 sigmoid probabilities, (n, labels)."""
+    model.eval()
+    out = []
+    for i in range(0, len(texts), batch_size):
+        enc = tokenizer(
+            list(texts[i : i + batch_size]),
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+        )
+        out.append(torch.sigmoid(model(**enc).logits.float()).numpy())
+    if not out:
+        return np.zeros((0, model.config.num_labels), dtype=np.float32)
+    return np.concatenate(out)
