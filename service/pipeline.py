@@ -1,0 +1,105 @@
+"""What the routes do: texts -> units -> micro-batched scores -> per-text results, and
+feed articles -> streamed NDJSON. Routes stay thin; this is where the work happens."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from service.feeds import Article
+from service.scoring import Scorer
+from service.statements import Prepared, aggregate, prepare_article, prepare_text, splitter_for, summarize
+from training.settings import SegmentationSettings
+
+
+async def classify(scorer: Scorer, texts: list[str], seg: SegmentationSettings) -> dict[str, Any]:
+    """All texts' statements go to the scorer in one call (one micro-batch when small)."""
+    splitter = splitter_for(scorer.bundle)
+
+    def prepare() -> list[Prepared]:
+        return [prepare_text(t, seg, splitter) for t in texts]
+
+    # Segmenting long texts is CPU work; keep it off the event loop.
+    long_input = sum(len(t) for t in texts) > seg.max_statement_chars
+    prepared = await run_in_threadpool(prepare) if long_input else prepare()
+    preds, version = await scorer.score_versioned([u.text for p in prepared for u in p.units])
+    labels = list(preds[0].scores) if preds else []
+    results, offset = [], 0
+    for p in prepared:
+        part = preds[offset : offset + len(p.units)]
+        offset += len(p.units)
+        results.append({
+            **aggregate(p.units, part, labels),
+            "model_version": version,
+            "statements": p.statements,
+            "boilerplate": p.boilerplate,
+        })
+    return {"model_version": version, "results": results}
+
+
+def _take_chunk(
+    articles: Iterator[Article], seg: SegmentationSettings, scorer: Scorer, min_units: int
+) -> list[tuple[Article, Prepared | None]]:
+    """The next few articles, segmented, holding at least `min_units` statements (or the
+    rest of the feed): enough to fill a model call, few enough to keep memory flat."""
+    splitter = splitter_for(scorer.bundle)
+    chunk: list[tuple[Article, Prepared | None]] = []
+    units = 0
+    for article in articles:
+        prepared = None if article.error else prepare_article(article.full_text, seg, splitter)
+        chunk.append((article, prepared))
+        units += len(prepared.units) if prepared else 0
+        if units >= min_units:
+            break
+    return chunk
+
+
+def _line(obj: dict[str, Any]) -> bytes:
+    return (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def article_result(
+    article: Article, prepared: Prepared | None, preds: list[Any], version: str, labels: list[str]
+) -> dict[str, Any]:
+    """One article's NDJSON object: statement rows and the summary (or the item's error)."""
+    if prepared is None:
+        return {**article.meta(), "error": article.error}
+    rows = [
+        {"index": u.index, "text": u.text, "labels": p.labels, "scores": p.scores}
+        for u, p in zip(prepared.units, preds)
+    ]
+    return {
+        **article.meta(),
+        "model_version": version,
+        "summary": summarize(prepared, preds, labels),
+        "statements": rows,
+    }
+
+
+async def stream_feed(
+    scorer: Scorer, articles: Iterator[Article], seg: SegmentationSettings, chunk_units: int
+) -> AsyncIterator[bytes]:
+    """NDJSON, one line per article, in feed order. Segmentation of the next chunk (a
+    worker thread) overlaps the model call on the current one."""
+    pending = asyncio.ensure_future(run_in_threadpool(_take_chunk, articles, seg, scorer, chunk_units))
+    try:
+        while chunk := await pending:
+            pending = asyncio.ensure_future(
+                run_in_threadpool(_take_chunk, articles, seg, scorer, chunk_units)
+            )
+            texts = [u.text for _, p in chunk if p for u in p.units]
+            preds, version = await scorer.score_versioned(texts)
+            labels = scorer.bundle.labels
+            offset = 0
+            for article, prepared in chunk:
+                n = len(prepared.units) if prepared else 0
+                yield _line(article_result(article, prepared, preds[offset : offset + n], version, labels))
+                offset += n
+    except Exception as exc:  # the response has started: report in the stream, then stop
+        yield _line({"error": f"scoring stopped: {type(exc).__name__}: {exc}"})
+    finally:
+        pending.cancel()

@@ -1,0 +1,53 @@
+"""Shared fixtures. Service fixtures: a temp registry of tiny bundles, settings pointing at
+it (small limits so the error cases are cheap to hit), and a running TestClient."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.tiny import make_tiny_bundle
+from training.registry import Registry
+from training.settings import Settings, load_settings
+
+TINY_A = "vtest-a"
+TINY_B = "vtest-b"
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def tiny_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two tiny bundles (different random weights); the first is current."""
+    root = tmp_path_factory.mktemp("models")
+    make_tiny_bundle(root / TINY_A, version=TINY_A, seed=0)
+    make_tiny_bundle(root / TINY_B, version=TINY_B, seed=1)
+    Registry(root).set_current(TINY_A, reason="tests")
+    return root
+
+
+@pytest.fixture(scope="session")
+def service_settings(tiny_registry: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return load_settings().with_overrides(
+        paths={"models_dir": tiny_registry, "data_dir": tmp_path_factory.mktemp("data")},
+        service={
+            "max_text_chars": 3000,
+            "max_texts": 8,
+            "max_body_bytes": 50_000,
+            "max_feed_bytes": 200_000,
+            "microbatch_max_size": 16,
+            "microbatch_max_wait_ms": 20,
+        },
+    )
+
+
+@pytest.fixture(scope="session")
+def client(service_settings: Settings) -> Iterator["TestClient"]:  # noqa: F821
+    """A started app (lifespan ran: model loaded and warm), shared by read-only tests."""
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    with TestClient(create_app(service_settings), raise_server_exceptions=False) as c:
+        yield c
