@@ -21,6 +21,7 @@ number, nothing is dropped silently: the caller decides to reject the file or sk
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -271,4 +272,10 @@ def read_annotation_file(
                 records.append(ImportedRecord(sub_where, validate_record(record, schema), annotator))
             except ValueError as exc:
                 problems.append(Problem(sub_where, str(exc)))
+    problems.sort(key=_position)
     return ParsedFile(chosen, records, problems)
+
+
+def _position(problem: Problem) -> tuple[int, ...]:
+    """File order for problems: "line 3" before "record 4 (annotation 2)"."""
+    return tuple(int(n) for n in re.findall(r"\d+", problem.where)) or (0,)

@@ -1,0 +1,198 @@
+"""The annotation store: seeds, history, idempotency, durability after SIGKILL, concurrent
+writes over HTTP, and (when STANCE_TEST_PG_URL is set) the same on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from test_admin_support import AUTH, SEED_FILE, LiveServer, seed_dir, write_config
+from training.annotations import Annotation
+from training.settings import load_settings
+
+PG_URL = os.environ.get("STANCE_TEST_PG_URL")
+
+
+def _new(text: str, labels: tuple[str, ...], annotator: str = "a", source: str = "doc"):
+    from service.store import NewAnnotation
+
+    return NewAnnotation(Annotation(text, labels, source), annotator)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    seed_dir(tmp_path / "seeds", 30)
+    return load_settings(write_config(tmp_path))
+
+
+@pytest.fixture
+def store(settings):
+    from service.store import AnnotationStore
+
+    return AnnotationStore(settings)
+
+
+def test_seeds_imported_once_and_new_batches_later(store, settings):
+    first = store.ensure_seeds()
+    assert [r.added for r in first] == [30]
+    assert store.ensure_seeds()[0].already_imported
+    assert store.stats()["annotations"] == 30
+    # a new batch file appears in the seeds folder: imported on the next start
+    lines = SEED_FILE.read_text().splitlines()[30:40]
+    (settings.paths.annotations_dir / "batch_new.jsonl").write_text("\n".join(lines) + "\n")
+    reports = {r.batch: r for r in store.ensure_seeds()}
+    assert reports["batch_new"].added == 10 and reports["seed_small"].already_imported
+    assert store.stats()["statements"] == 40
+
+
+def test_history_kept_latest_wins_and_reimport_does_not_revert(store, settings):
+    store.ensure_seeds()
+    seed = store.snapshot()[0]
+    new_labels = ("opposition",) if seed.labels != ("opposition",) else ()
+    store.add([_new(seed.text, new_labels, "maria", seed.source)], "corrections")
+    assert {a.text: a.labels for a in store.snapshot()}[seed.text] == new_labels
+    history = store.list(view="history", source=seed.source)["items"]
+    assert [h["labels"] for h in history if h["text"] == seed.text] == [list(seed.labels), list(new_labels)]
+    # the seed file changes (appended line): re-import must not undo maria's correction
+    path = settings.paths.annotations_dir / "seed_small.jsonl"
+    extra = SEED_FILE.read_text().splitlines()[50]
+    path.write_text(path.read_text() + extra + "\n")
+    report = store.ensure_seeds()[0]
+    assert (report.added, report.unchanged) == (1, 30)
+    assert {a.text: a.labels for a in store.snapshot()}[seed.text] == new_labels
+
+
+def test_identical_repost_is_idempotent_but_corrections_count(store):
+    text = "Ukraine should receive guarantees until it joins."
+    a = store.add([_new(text, ("interim_guarantees",))], "b1")
+    again = store.add([_new(text, ("interim_guarantees",))], "b1")
+    assert again[0].id == a[0].id and not again[0].created
+    b = store.add([_new(text, ())], "b1")
+    back = store.add([_new(text, ("interim_guarantees",))], "b1")  # A -> B -> A is a real correction
+    assert b[0].created and back[0].created and len({a[0].id, b[0].id, back[0].id}) == 3
+    assert store.snapshot() == [Annotation(text, ("interim_guarantees",), "doc")]
+
+
+def test_list_filters_and_pages(store):
+    store.ensure_seeds()
+    page = store.list(label="opposition", page_size=3)
+    assert page["total"] > 3 and len(page["items"]) == 3
+    assert all("opposition" in item["labels"] for item in page["items"])
+    nones = store.list(label="none", page_size=1000)["items"]
+    assert nones and all(item["labels"] == [] for item in nones)
+    page2 = store.list(label="opposition", page=2, page_size=3)
+    assert not {i["id"] for i in page["items"]} & {i["id"] for i in page2["items"]}
+    with pytest.raises(ValueError):
+        store.list(label="bogus")
+
+
+def test_sqlite_runs_in_wal_mode(store):
+    with store.db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+# ---------------------------------------------------------------- over HTTP
+
+
+def _records(prefix: str, n: int) -> list[dict]:
+    return [{"text": f"{prefix} statement number {i} about security guarantees.", "labels": ["interim_guarantees"],
+             "source": f"{prefix}-doc"} for i in range(n)]
+
+
+def test_writes_acknowledged_survive_sigkill(tmp_path):
+    cfg = write_config(tmp_path)
+    server = LiveServer(cfg)
+    try:
+        r = httpx.post(server.url + "/v1/annotations", headers=AUTH,
+                       json={"annotations": _records("durable", 5), "batch": "dur"})
+        assert r.status_code == 201
+        ids = r.json()["ids"]
+    finally:
+        server.kill()  # SIGKILL right after the 2xx: no shutdown hook runs
+    with LiveServer(cfg) as again:
+        got = httpx.get(again.url + "/v1/annotations", params={"batch": "dur"}).json()
+    assert sorted(i["id"] for i in got["items"]) == sorted(ids)
+    assert got["total"] == 5
+
+
+def test_concurrent_writes_lose_and_duplicate_nothing(tmp_path):
+    """8 clients x 40 requests, every request sent twice (a retry), plus shared statements
+    that every client posts: exactly the distinct records end up stored."""
+    cfg = write_config(tmp_path)
+    clients, per_client = 8, 40
+    errors: list[str] = []
+    shared = _records("shared", 5)
+
+    def work(c: int, url: str) -> None:
+        with httpx.Client(base_url=url, headers=AUTH, timeout=60) as http:
+            for i in range(per_client):
+                body = {"annotations": [_records(f"c{c}-r{i}", 1)[0], shared[i % len(shared)]],
+                        "batch": "load", "annotator": f"client{c}"}
+                for _attempt in range(2):
+                    r = http.post("/v1/annotations", json=body)
+                    if r.status_code != 201:
+                        errors.append(f"{r.status_code} {r.text[:200]}")
+
+    with LiveServer(cfg) as server:
+        threads = [threading.Thread(target=work, args=(c, server.url)) for c in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        stats = httpx.get(server.url + "/v1/annotations/stats").json()
+        history = httpx.get(server.url + "/v1/annotations",
+                            params={"view": "history", "batch": "load", "page_size": 1000}).json()
+    assert errors == []
+    assert stats["statements"] == clients * per_client + len(shared)
+    # each client annotated each shared statement once; retries added nothing
+    assert history["total"] == clients * per_client + clients * len(shared)
+    assert len({i["id"] for i in history["items"]}) == history["total"]
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+
+@pytest.mark.skipif(not PG_URL, reason="set STANCE_TEST_PG_URL=postgresql+psycopg://user:pw@host/db to run "
+                                       "the store tests against PostgreSQL (see docs/RETRAINING.md)")
+def test_postgresql_store_roundtrip_and_concurrency(tmp_path):
+    from sqlalchemy import text as sql
+
+    from service.store import AnnotationStore, Database
+    from service.store_models import Base
+
+    settings = load_settings(write_config(tmp_path, store={"url": PG_URL}))
+    db = Database(PG_URL, settings.store.busy_timeout_ms)
+    Base.metadata.drop_all(db.engine)
+    Base.metadata.create_all(db.engine)
+    store = AnnotationStore(settings, db)
+    shutil.copy(SEED_FILE, settings.paths.annotations_dir / "b2.jsonl")
+    assert store.ensure_seeds()[0].added == 181
+    assert store.ensure_seeds()[0].already_imported
+    errors: list[BaseException] = []
+
+    def work(c: int) -> None:
+        try:
+            for i in range(20):
+                recs = [_new(f"pg shared {i % 4}", ("opposition",), f"w{c}"), _new(f"pg {c} {i}", (), f"w{c}")]
+                store.add(recs, "pg-load")
+                store.add(recs, "pg-load")  # retry
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(c,)) for c in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert store.list(view="history", batch="pg-load", page_size=1000)["total"] == 6 * 20 + 6 * 4
+    with db.engine.connect() as conn:
+        assert conn.execute(sql("select count(*) from statements")).scalar() == 181 + 6 * 20 + 4
+    json.dumps(store.stats())
+    db.dispose()
