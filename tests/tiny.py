@@ -37,3 +37,33 @@ def make_tiny_bundle(target: Path, version: str = "vtest-tiny", with_onnx: bool 
         target, model=model, tokenizer=tokenizer, meta=meta, config_yaml="tiny: true\n",
         metrics={"holdout": {"macro_f1": 0.1}}, card="# tiny test bundle\n", extra=extra,
     )
+
+
+def make_tiny_base_model(target: Path, seed: int = 0) -> Path:
+    """A tiny random BERT *encoder* folder (config, weights, the real tokenizer) to stand in
+    for the base model (`base_model.path`), so the whole training pipeline runs in seconds."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(base_model_dir(), local_files_only=True)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target
+
+
+def write_config(path: Path, **sections: dict) -> Path:
+    """A YAML layered over configs/default.yaml (only what a test changes)."""
+    import yaml
+
+    def plain(value):
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return str(value) if isinstance(value, Path) else value
+
+    path.write_text(yaml.safe_dump(plain(sections)))
+    return path
