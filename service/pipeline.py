@@ -12,7 +12,15 @@ from starlette.concurrency import run_in_threadpool
 
 from service.feeds import Article
 from service.scoring import Scorer
-from service.statements import Prepared, aggregate, prepare_article, prepare_text, splitter_for, summarize
+from service.statements import (
+    Prepared,
+    WindowSplitter,
+    aggregate,
+    prepare_article,
+    prepare_text,
+    splitter_for,
+    summarize,
+)
 from training.settings import SegmentationSettings
 
 
@@ -27,7 +35,7 @@ async def classify(scorer: Scorer, texts: list[str], seg: SegmentationSettings) 
     long_input = sum(len(t) for t in texts) > seg.max_statement_chars
     prepared = await run_in_threadpool(prepare) if long_input else prepare()
     preds, version = await scorer.score_versioned([u.text for p in prepared for u in p.units])
-    labels = list(preds[0].scores) if preds else []
+    labels = list(preds[0].scores) if preds else scorer.bundle.labels
     results, offset = [], 0
     for p in prepared:
         part = preds[offset : offset + len(p.units)]
@@ -41,12 +49,12 @@ async def classify(scorer: Scorer, texts: list[str], seg: SegmentationSettings) 
     return {"model_version": version, "results": results}
 
 
-def _take_chunk(
-    articles: Iterator[Article], seg: SegmentationSettings, scorer: Scorer, min_units: int
+def take_chunk(
+    articles: Iterator[Article], seg: SegmentationSettings, splitter: WindowSplitter, min_units: int
 ) -> list[tuple[Article, Prepared | None]]:
     """The next few articles, segmented, holding at least `min_units` statements (or the
-    rest of the feed): enough to fill a model call, few enough to keep memory flat."""
-    splitter = splitter_for(scorer.bundle)
+    rest of the feed): enough to fill a model call, few enough to keep memory flat.
+    Articles with `error` set (no text) pass through unsegmented."""
     chunk: list[tuple[Article, Prepared | None]] = []
     units = 0
     for article in articles:
@@ -85,12 +93,13 @@ async def stream_feed(
 ) -> AsyncIterator[bytes]:
     """NDJSON, one line per article, in feed order. Segmentation of the next chunk (a
     worker thread) overlaps the model call on the current one."""
-    pending = asyncio.ensure_future(run_in_threadpool(_take_chunk, articles, seg, scorer, chunk_units))
+    def take() -> list[tuple[Article, Prepared | None]]:
+        return take_chunk(articles, seg, splitter_for(scorer.bundle), chunk_units)
+
+    pending = asyncio.ensure_future(run_in_threadpool(take))
     try:
         while chunk := await pending:
-            pending = asyncio.ensure_future(
-                run_in_threadpool(_take_chunk, articles, seg, scorer, chunk_units)
-            )
+            pending = asyncio.ensure_future(run_in_threadpool(take))
             texts = [u.text for _, p in chunk if p for u in p.units]
             preds, version = await scorer.score_versioned(texts)
             labels = scorer.bundle.labels

@@ -1,0 +1,274 @@
+"""`stance bench`: one run, same inputs (the seed statements), JSON out.
+
+(a) offline throughput of the project's batch scoring vs a plain
+    `transformers.pipeline("text-classification", top_k=None)` on the same weights;
+(b) the HTTP service, started as a subprocess on 127.0.0.1, under N concurrent clients
+    sending single-statement requests for T seconds: requests/s, p50/p99 latency, errors;
+(c) the service process's peak RSS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import yaml
+
+from service.scoring import score_batches
+from training.annotations import annotation_files
+from training.bundle import MODEL_DIR, load_bundle, read_meta
+from training.registry import Registry
+from training.settings import Settings
+
+READY_TIMEOUT_S = 300.0  # the service also imports the seed annotations into its store on start
+REQUEST_TIMEOUT_S = 10.0
+RSS_SAMPLE_S = 0.05
+OFFLINE_REPEATS = 3  # passes over the inputs per contender; the median pass is reported
+TARGETS = {"batch_vs_naive": 5.0, "batch_statements_per_s": 700.0, "http_p99_ms": 100.0}
+
+
+def seed_statements(settings: Settings) -> list[str]:
+    texts = []
+    for path in annotation_files(settings.paths.annotations_dir):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                texts.append(json.loads(line)["text"])
+    return texts
+
+
+def _rate(n: int, seconds: list[float]) -> float:
+    return round(n / statistics.median(seconds), 1)
+
+
+def bench_offline(bundle_path: Path, texts: list[str], settings: Settings) -> dict[str, Any]:
+    import torch
+    from transformers import pipeline
+
+    inference = settings.inference
+    bundle = load_bundle(bundle_path, threads=inference.threads, batch_size=inference.batch_size)
+    window = inference.batch_size * 8
+    list(score_batches(bundle, texts[:window], window))  # warm-up
+    ours = []
+    for _ in range(OFFLINE_REPEATS):
+        start = time.perf_counter()
+        list(score_batches(bundle, texts, window))
+        ours.append(time.perf_counter() - start)
+
+    torch.set_num_threads(inference.threads)
+    pipe = pipeline("text-classification", model=str(bundle_path / MODEL_DIR), top_k=None, device="cpu")
+    pipe(texts[:8])  # warm-up
+    naive = []
+    for _ in range(OFFLINE_REPEATS):
+        start = time.perf_counter()
+        pipe(texts)
+        naive.append(time.perf_counter() - start)
+    project_rate, naive_rate = _rate(len(texts), ours), _rate(len(texts), naive)
+    return {
+        "statements": len(texts),
+        "repeats": OFFLINE_REPEATS,
+        "project": {
+            "statements_per_s": project_rate,
+            "backend": bundle.backend_name,
+            "batch_size": inference.batch_size,
+            "threads": inference.threads,
+        },
+        "naive_pipeline": {"statements_per_s": naive_rate, "device": "cpu", "torch_threads": inference.threads},
+        "speedup": round(project_rate / naive_rate, 2),
+    }
+
+
+# ------------------------------------------------------------------ HTTP
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _temp_config(settings: Settings, bundle_path: Path, root: Path) -> Path:
+    """A registry holding only the benchmarked bundle, and a full config pointing at it."""
+    version = str(read_meta(bundle_path)["version"])
+    models = root / "models"
+    shutil.copytree(bundle_path, models / version)
+    Registry(models).set_current(version, reason="bench")
+    data = settings.model_dump(mode="json")
+    data["paths"] = {**data["paths"], "models_dir": str(models), "data_dir": str(root / "data")}
+    config = root / "bench.yaml"
+    config.write_text(yaml.safe_dump(data))
+    return config
+
+
+def _peak_rss_mb(pid: int, sampled: int) -> float:
+    """The kernel's high-water mark (VmHWM) when readable, else the sampled maximum."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(sampled / 2**20, 1)
+
+
+async def _load(url: str, texts: list[str], clients: int, seconds: float) -> dict[str, Any]:
+    import httpx
+
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def client(worker: int, http: httpx.AsyncClient) -> None:
+        i = worker
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            try:
+                r = await http.post(f"{url}/v1/classify", json={"text": texts[i % len(texts)]})
+                if r.status_code != 200:
+                    errors[str(r.status_code)] = errors.get(str(r.status_code), 0) + 1
+                else:
+                    latencies.append(time.perf_counter() - start)
+            except httpx.HTTPError as exc:
+                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+            i += clients
+
+    async with httpx.AsyncClient(limits=limits, timeout=REQUEST_TIMEOUT_S) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(w, http) for w in range(clients)))
+        elapsed = time.perf_counter() - started
+    ms = np.array(latencies) * 1000 if latencies else np.zeros(1)
+    return {
+        "clients": clients,
+        "seconds": round(elapsed, 2),
+        "requests": len(latencies),
+        "requests_per_s": round(len(latencies) / elapsed, 1),
+        "latency_ms": {
+            "p50": round(float(np.percentile(ms, 50)), 1),
+            "p90": round(float(np.percentile(ms, 90)), 1),
+            "p99": round(float(np.percentile(ms, 99)), 1),
+            "max": round(float(ms.max()), 1),
+        },
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
+    }
+
+
+def _batch_stats(metrics_text: str) -> dict[str, float]:
+    values = {}
+    for line in metrics_text.splitlines():
+        for name in ("stance_inference_batch_size_sum", "stance_inference_batch_size_count"):
+            if line.startswith(name + " "):
+                values[name] = float(line.split()[1])
+    count = values.get("stance_inference_batch_size_count", 0.0)
+    return {
+        "model_calls": count,
+        "mean_batch_size": round(values.get("stance_inference_batch_size_sum", 0.0) / count, 2) if count else 0.0,
+    }
+
+
+def bench_http(
+    settings: Settings, bundle_path: Path, texts: list[str], clients: int, seconds: float
+) -> dict[str, Any]:
+    import httpx
+
+    with tempfile.TemporaryDirectory(prefix="stance-bench-") as tmp:
+        config = _temp_config(settings, bundle_path, Path(tmp))
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        cmd = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+               "--config", str(config), "--log-level", "warning"]
+        env = {**os.environ, "STANCE_CONFIG": str(config)}
+        log = (Path(tmp) / "service.log").open("wb")
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        peak = 0
+        stop = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            ps = psutil.Process(proc.pid)
+            while not stop.wait(RSS_SAMPLE_S):
+                try:
+                    peak = max(peak, ps.memory_info().rss)
+                except psutil.Error:
+                    return
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            _wait_ready(url, proc, Path(tmp) / "service.log")
+            for text in texts[:clients]:  # warm the HTTP path too
+                httpx.post(f"{url}/v1/classify", json={"text": text}, timeout=REQUEST_TIMEOUT_S)
+            before = _batch_stats(httpx.get(f"{url}/metrics").text)
+            result = asyncio.run(_load(url, texts, clients, seconds))
+            after = _batch_stats(httpx.get(f"{url}/metrics").text)
+            calls = after["model_calls"] - before["model_calls"]
+            result["model_calls"] = int(calls)
+            result["mean_batch_size"] = round(result["requests"] / calls, 2) if calls else 0.0
+            result["peak_rss_mb"] = _peak_rss_mb(proc.pid, peak)
+            result["service"] = {
+                "microbatch_max_size": settings.service.microbatch_max_size,
+                "microbatch_max_wait_ms": settings.service.microbatch_max_wait_ms,
+                "inference_threads": settings.inference.threads,
+            }
+            return result
+        finally:
+            stop.set()
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.close()
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    import httpx
+
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = log.read_text(errors="replace")
+            raise RuntimeError(f"the service exited with code {proc.returncode}:\n{err[-2000:]}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the service was not ready after {READY_TIMEOUT_S:.0f} s")
+
+
+def run_bench(
+    settings: Settings, bundle_path: Path, config: Path | None, clients: int, seconds: float
+) -> dict[str, Any]:
+    texts = seed_statements(settings)
+    offline = bench_offline(bundle_path, texts, settings)
+    http = bench_http(settings, bundle_path, texts, clients, seconds)
+    return {
+        "model_version": str(read_meta(bundle_path)["version"]),
+        "machine": {"cpus": os.cpu_count(), "load_avg_1m_at_end": round(os.getloadavg()[0], 2)},
+        "inputs": f"{len(texts)} statements from {settings.paths.annotations_dir}",
+        "offline": offline,
+        "http": http,
+        "targets": TARGETS,
+        "met": {
+            "batch_vs_naive": offline["speedup"] >= TARGETS["batch_vs_naive"],
+            "batch_statements_per_s": offline["project"]["statements_per_s"] >= TARGETS["batch_statements_per_s"],
+            "http_p99_ms": http["latency_ms"]["p99"] < TARGETS["http_p99_ms"],
+            "http_zero_errors": http["errors"] == 0,
+        },
+    }
