@@ -34,7 +34,7 @@ def _name(value: Any, what: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not _NAME.match(value):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             detail=f"'{what}' must be 1-200 letters, digits or . _ - @ : +")
     return value
 
@@ -56,13 +56,13 @@ def post_annotations(
     elif isinstance(payload, list):
         records, batch, annotator = payload, None, None
     else:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail="expected a JSON object or list")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="expected a JSON object or list")
     store = _store(request)
     limit = store.settings.store.max_post_records
     if not isinstance(records, list) or not records:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail="'annotations' must be a non-empty list")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="'annotations' must be a non-empty list")
     if len(records) > limit:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
                             detail=f"{len(records)} records; at most {limit} per request")
     batch = _name(batch, "batch") or default_api_batch()
     annotator = _name(annotator, "annotator") or DEFAULT_ANNOTATOR
@@ -78,7 +78,7 @@ def post_annotations(
             problems.append({"record": i, "message": str(exc.detail)})
     if problems:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail={"message": f"{len(problems)} invalid record(s); nothing was stored", "problems": problems},
         )
     results = store.add(items, batch, kind="api") or []
@@ -103,7 +103,7 @@ def list_annotations(
         return store.list(view=view, batch=batch, label=label, source=source, annotator=annotator,
                           page=page, page_size=page_size)
     except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
 
 
 @router.get("/annotations/stats", summary="Per-label and per-batch counts, conflicts between annotators")

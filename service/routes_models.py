@@ -42,7 +42,7 @@ def retrain(request: Request, body: RetrainIn | None = Body(None)) -> dict[str, 
     except JobConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail={"message": str(exc), "active_job": exc.active_id})
     except ConfigNotFound as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc)) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
 
 
 @router.get("/jobs", summary="Recent jobs, newest first")
