@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from service.store import Database, open_database
 from service.store_models import ModelStatus
-from training.bundle import Bundle, BundleError, load_bundle
+from training.bundle import Bundle, BundleError
 from training.registry import Registry
 from training.settings import Settings
 
@@ -90,6 +90,12 @@ class ModelAdmin:
 
     # ------------------------------------------------------------ moves
 
+    def _load(self, version: str) -> Bundle:
+        """Load a version the way the service serves it (its backend and thread settings)."""
+        from service.app import load_served_bundle
+
+        return load_served_bundle(self.settings, version)
+
     def promote(self, version: str, reason: str = "manual promotion") -> dict[str, Any]:
         with _lock:
             return self._switch(version, reason, PROMOTED)
@@ -97,8 +103,7 @@ class ModelAdmin:
     def _switch(self, version: str, reason: str, status: str) -> dict[str, Any]:
         previous = self.registry.current()
         try:
-            path = self.registry.resolve(version)
-            bundle = load_bundle(path)  # verifies the manifest; fails before anything changes
+            bundle = self._load(version)  # verifies the manifest; fails before anything changes
         except BundleError as exc:
             raise PromotionError(str(exc)) from None
         self.registry.set_current(version, reason)
@@ -147,7 +152,7 @@ class ModelAdmin:
             current = self.registry.current()
             if current is None or current == self.applied:
                 return None
-            bundle = load_bundle(self.registry.resolve(current))
+            bundle = self._load(current)
             scorer = self._scorer()
             if scorer is not None:
                 scorer.swap(bundle)
