@@ -1,0 +1,71 @@
+"""The real server: `stance serve` as a subprocess on 127.0.0.1, spoken to over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import TINY_A
+
+STARTUP_TIMEOUT_S = 180
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.timeout(STARTUP_TIMEOUT_S + 60)
+def test_stance_serve_subprocess(tmp_path: Path, tiny_registry: Path) -> None:
+    config = tmp_path / "serve.yaml"
+    config.write_text(f"paths:\n  models_dir: {tiny_registry}\n  data_dir: {tmp_path / 'data'}\n")
+    port = _free_port()
+    log = (tmp_path / "serve.log").open("wb")
+    stance = Path(sys.executable).parent / "stance"
+    proc = subprocess.Popen(
+        [str(stance), "serve", "--port", str(port), "--host", "127.0.0.1"],
+        env={**os.environ, "STANCE_CONFIG": str(config)}, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "server not ready in time"
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        assert httpx.get(f"{base}/readyz").json()["model_version"] == TINY_A
+        r = httpx.post(f"{base}/v1/classify", json={"texts": ["Ukraine should join NATO.", "Not yet."]})
+        assert r.status_code == 200 and len(r.json()["results"]) == 2
+        r = httpx.post(f"{base}/v1/classify", json={"text": ""})
+        assert r.status_code == 422
+        with httpx.stream("POST", f"{base}/v1/feeds/score", content=b'{"id": "a", "text": "NATO. Ukraine wants in."}\n',
+                          headers={"content-type": "application/x-ndjson"}) as resp:
+            lines = [line for line in resp.iter_lines() if line]
+        assert resp.status_code == 200 and len(lines) == 1
+        assert "stance_statements_scored_total" in httpx.get(f"{base}/metrics").text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+    # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status shows it
+    log_text = (tmp_path / "serve.log").read_text()
+    assert proc.returncode in (0, -signal.SIGTERM), log_text[-3000:]
+    assert "Application shutdown complete" in log_text and "Traceback" not in log_text
