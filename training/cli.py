@@ -118,6 +118,35 @@ def evaluate(
         output.write_text(json.dumps(metrics, indent=2))
 
 
+def experiments(
+    variants: str = typer.Option(
+        "finetune,finetune_unweighted,finetune_14ep,ensemble2,embed_logreg,setfit",
+        help="comma-separated variant names (see training/experiments.py)",
+    ),
+    output: Path = typer.Option(Path("reports/experiments.json"), "--output", "-o"),
+    config: Path | None = ConfigOpt,
+) -> None:
+    """Compare training ideas in grouped CV on the same folds; the model card shows the table."""
+    import sys
+
+    from training.experiments import VARIANTS, conclude, run_experiments, write_report
+    from training.train import load_training_data
+
+    settings = _settings(config)
+    names = [v.strip() for v in variants.split(",") if v.strip()]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        _fail(f"unknown variant(s) {unknown}; choose from {sorted(VARIANTS)}", 2)
+    annotations, _ = load_training_data(settings)
+    command = "stance experiments " + " ".join(sys.argv[2:])
+    report = conclude(run_experiments(settings, annotations, names, command.strip()))
+    write_report(report, output)
+    for row in report["variants"]:
+        m = row["metrics"]
+        typer.echo(f"{row['name']:<22} macro-F1 {m['macro_f1']:.3f} [{m['macro_f1_ci'][0]:.3f}, {m['macro_f1_ci'][1]:.3f}]  micro-F1 {m['micro_f1']:.3f}  {row['seconds']:.0f}s")
+    typer.echo(report["conclusion"])
+
+
 def build_app() -> typer.Typer:
     app = typer.Typer(
         help="Stance classification of statements on Ukraine's path into NATO.",
@@ -129,6 +158,7 @@ def build_app() -> typer.Typer:
     app.command()(segment)
     app.command()(train)
     app.command()(evaluate)
+    app.command()(experiments)
     return app
 
 
