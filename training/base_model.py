@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 from training.settings import BaseModelSettings, get_settings
-
-# Belt and braces: nothing in this project may reach a model hub.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 class BaseModelMissing(RuntimeError):
