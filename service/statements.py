@@ -9,6 +9,7 @@ on if any of its statements carries it; its score is the max over statements.
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,13 +53,15 @@ class WindowSplitter:
 
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
         self.max_tokens = max_length - _SPECIAL_TOKENS
+        self._lock = threading.Lock()  # feeds and long texts are prepared in worker threads
 
     def split(self, text: str) -> list[str]:
         if len(text) <= self.max_tokens:  # a token covers at least one character
             return [text]
-        offsets = self.tokenizer(
-            text, add_special_tokens=False, return_offsets_mapping=True
-        )["offset_mapping"]
+        with self._lock:
+            offsets = self.tokenizer(
+                text, add_special_tokens=False, return_offsets_mapping=True
+            )["offset_mapping"]
         if len(offsets) <= self.max_tokens:
             return [text]
         pieces, start = [], 0

@@ -69,3 +69,39 @@ def test_stance_serve_subprocess(tmp_path: Path, tiny_registry: Path) -> None:
     log_text = (tmp_path / "serve.log").read_text()
     assert proc.returncode in (0, -signal.SIGTERM), log_text[-3000:]
     assert "Application shutdown complete" in log_text and "Traceback" not in log_text
+
+
+def test_serve_trains_first_when_registry_is_empty(tmp_path: Path, monkeypatch) -> None:
+    """No current model -> `stance serve` trains one (faked here), then serves it."""
+    import uvicorn
+    from typer.testing import CliRunner
+
+    import training.train
+    from service.cli import app
+    from tests.tiny import make_tiny_bundle
+    from training.registry import Registry
+    from training.settings import get_settings
+
+    models = tmp_path / "models"
+    config = tmp_path / "serve.yaml"
+    config.write_text(f"paths:\n  models_dir: {models}\n  data_dir: {tmp_path / 'data'}\n")
+    trained: list[str] = []
+
+    def fake_train(settings) -> str:
+        assert settings.paths.models_dir == models
+        make_tiny_bundle(models / "vtrained", version="vtrained")
+        Registry(models).set_current("vtrained")
+        trained.append("vtrained")
+        return "vtrained"
+
+    served = {}
+    monkeypatch.setattr(training.train, "train_default", fake_train)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(kw, app=app))
+    monkeypatch.setenv("STANCE_CONFIG", str(config))
+    try:
+        result = CliRunner().invoke(app, ["serve", "--config", str(config), "--port", "8123"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert trained == ["vtrained"] and "training one first" in result.stderr
+    assert served["port"] == 8123 and served["host"] == "127.0.0.1"
