@@ -114,6 +114,7 @@ def bench(
     clients: int = typer.Option(16, help="concurrent HTTP clients"),
     seconds: float = typer.Option(20.0, help="duration of the HTTP load test"),
     output: Path | None = typer.Option(None, "--output", "-o", help="also write the JSON here"),
+    only: str = typer.Option("all", help="all | offline | http (tuning runs)"),
     config: Path | None = ConfigOpt,
 ) -> None:
     """Measure offline throughput (vs a plain transformers pipeline), HTTP latency under
@@ -127,7 +128,7 @@ def bench(
         path = bundle_path or Registry(settings.paths.models_dir).resolve(model)
     except BundleError as exc:
         _fail(str(exc))
-    result = run_bench(settings, Path(path), config=config, clients=clients, seconds=seconds)
+    result = run_bench(settings, Path(path), clients=clients, seconds=seconds, only=only)
     text = json.dumps(result, indent=2)
     typer.echo(text)
     if output:
