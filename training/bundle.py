@@ -23,7 +23,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -65,6 +65,23 @@ def _batches_by_length(texts: Sequence[str], batch_size: int) -> list[list[int]]
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+def _logits_in_batches(
+    texts: Sequence[str], tokenizer: Any, max_length: int, batch_size: int, tensors: str,
+    forward: Callable[[Any], np.ndarray],
+) -> np.ndarray:
+    """Tokenise length-sorted batches, run `forward` on each, return logits in input order."""
+    out: np.ndarray | None = None
+    for idx in _batches_by_length(texts, batch_size):
+        enc = tokenizer(
+            [texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors=tensors
+        )
+        logits = forward(enc)
+        if out is None:
+            out = np.zeros((len(texts), logits.shape[1]), dtype=np.float32)
+        out[idx] = logits
+    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+
 class TorchBackend:
     """fp32 PyTorch inference (the reference the int8 export is checked against)."""
 
@@ -82,18 +99,11 @@ class TorchBackend:
         self.batch_size = batch_size
 
     def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.model.config.num_labels), dtype=np.float32)
         with self._torch.inference_mode():
-            for idx in _batches_by_length(texts, self.batch_size):
-                enc = self.tokenizer(
-                    [texts[i] for i in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                )
-                out[idx] = self.model(**enc).logits.float().numpy()
-        return out
+            return _logits_in_batches(
+                texts, self.tokenizer, self.max_length, self.batch_size, "pt",
+                lambda enc: self.model(**enc).logits.float().numpy(),
+            )
 
 
 class OnnxBackend:
@@ -120,22 +130,11 @@ class OnnxBackend:
         return cls(bundle_dir / ONNX_FILE, tokenizer, max_length, batch_size, threads)
 
     def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
-        chunks: dict[int, np.ndarray] = {}
-        for idx in _batches_by_length(texts, self.batch_size):
-            enc = self.tokenizer(
-                [texts[i] for i in idx],
-                padding=True,
-                truncation=True,
-                max_length=self.max_length,
-                return_tensors="np",
-            )
+        def forward(enc: Any) -> np.ndarray:
             feeds = {k: v.astype(np.int64) for k, v in enc.items() if k in self.input_names}
-            logits = self.session.run(None, feeds)[0]
-            for row, i in enumerate(idx):
-                chunks[i] = logits[row]
-        if not chunks:
-            return np.zeros((0, 0), dtype=np.float32)
-        return np.stack([chunks[i] for i in range(len(texts))]).astype(np.float32)
+            return self.session.run(None, feeds)[0]
+
+        return _logits_in_batches(texts, self.tokenizer, self.max_length, self.batch_size, "np", forward)
 
 
 @dataclass
