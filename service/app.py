@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from prometheus_fastapi_instrumentator import Instrumentator
+from prometheus_fastapi_instrumentator import Instrumentator, metrics
 from starlette.concurrency import run_in_threadpool
 
 from service import admin
@@ -100,8 +100,8 @@ def create_app(settings: Settings | None = None, model_version: str | None = Non
     app.state.metrics_registry = registry
     app.include_router(router)
     install_error_handling(app, settings.service, feed_paths=[FEEDS_PATH])
-    Instrumentator(registry=registry, excluded_handlers=["/metrics"]).instrument(app).expose(
-        app, include_in_schema=True, tags=["health"]
-    )
+    instrumentator = Instrumentator(registry=registry, excluded_handlers=["/metrics"])
+    instrumentator.add(metrics.requests(registry=registry), metrics.latency(registry=registry))
+    instrumentator.instrument(app).expose(app, include_in_schema=True, tags=["health"])
     admin.install(app, settings)
     return app

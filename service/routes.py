@@ -33,11 +33,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies are `async def` on purpose: FastAPI runs plain `def` ones in the thread
+# pool, a thread hop per request on the hot path.
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def ready_scorer(request: Request) -> Scorer:
+async def ready_scorer(request: Request) -> Scorer:
     scorer: Scorer = request.app.state.scorer
     if not scorer.ready:
         raise HTTPException(503, "the model is not loaded yet; retry shortly")
@@ -85,16 +87,16 @@ async def model_info(scorer: ScorerDep) -> dict[str, Any]:
 
 @router.post(
     "/v1/classify",
-    response_model=ClassifyResponse,
+    response_model=None,  # documented below; results are built by our code, not re-validated
     tags=["scoring"],
-    responses={k: ERRORS[k] for k in (400, 413, 422, 503)},
+    responses={200: {"model": ClassifyResponse}, **{k: ERRORS[k] for k in (400, 413, 422, 503)}},
 )
-async def classify(body: ClassifyRequest, scorer: ScorerDep, settings: SettingsDep) -> dict[str, Any]:
+async def classify(body: ClassifyRequest, scorer: ScorerDep, settings: SettingsDep) -> JSONResponse:
     """Stance labels for one text or several. A text of several sentences is segmented;
     a label is on if any statement carries it, its score is the max over statements, and
     `evidence` lists the statements that carry it."""
     check_texts(body.items(), "text" if body.text is not None else "texts", settings.service)
-    return await pipeline.classify(scorer, body.items(), settings.segmentation)
+    return JSONResponse(await pipeline.classify(scorer, body.items(), settings.segmentation))
 
 
 async def _spool(request: Request) -> IO[bytes]:

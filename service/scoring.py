@@ -225,6 +225,8 @@ class Scorer:
             future: asyncio.Future[list[Prediction]] = loop.create_future()
             self._queue.put(_Job(bundle, list(texts[start : start + self.max_batch]), future, loop))
             futures.append(future)
+        if len(futures) == 1:
+            return await futures[0], bundle.version
         parts = await asyncio.gather(*futures)
         return [p for part in parts for p in part], bundle.version
 

@@ -52,6 +52,10 @@ class WindowSplitter:
         from transformers import AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        # The Rust tokenizer directly: the Python wrapper costs more than the tokenizing.
+        self._fast = self.tokenizer.backend_tokenizer
+        self._fast.no_truncation()
+        self._fast.no_padding()
         self.max_tokens = max_length - _SPECIAL_TOKENS
         self._lock = threading.Lock()  # feeds and long texts are prepared in worker threads
 
@@ -59,9 +63,7 @@ class WindowSplitter:
         if len(text) <= self.max_tokens:  # a token covers at least one character
             return [text]
         with self._lock:
-            offsets = self.tokenizer(
-                text, add_special_tokens=False, return_offsets_mapping=True
-            )["offset_mapping"]
+            offsets = self._fast.encode(text, add_special_tokens=False).offsets
         if len(offsets) <= self.max_tokens:
             return [text]
         pieces, start = [], 0
