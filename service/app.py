@@ -44,7 +44,7 @@ def open_bundle(path: Path, settings: Settings) -> Bundle:
         threads=inference.threads,
         batch_size=inference.batch_size,
     )
-    if not settings.service.onnx_spinning:
+    if not settings.service.spin_wait:
         stop_spinning(bundle, inference.threads)
     return bundle
 

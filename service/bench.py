@@ -99,7 +99,7 @@ def bench_offline(bundle_path: Path, texts: list[str], settings: Settings) -> di
             "backend": bundle.backend_name,
             "batch_size": inference.batch_size,
             "threads": inference.threads,
-            "onnx_spinning": settings.service.onnx_spinning,
+            "spin_wait": settings.service.spin_wait,
         },
         "naive_pipeline": {
             "statements_per_s": naive_rate,

@@ -88,7 +88,7 @@ class ServiceSettings(_Section):
     max_feed_bytes: int = Field(50_000_000, ge=1)
     microbatch_max_size: int = Field(64, ge=1)
     microbatch_max_wait_ms: float = Field(4, ge=0)
-    onnx_spinning: bool = False  # ONNX Runtime threads busy-wait between calls (steals CPU on small machines)
+    spin_wait: bool = False  # inference threads busy-wait between calls (ONNX Runtime, OpenMP); steals CPU on small machines
 
 
 class StoreSettings(_Section):
