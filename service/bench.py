@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import shutil
@@ -71,6 +72,10 @@ def bench_offline(bundle_path: Path, texts: list[str], settings: Settings) -> di
         list(score_batches(bundle, texts, window))
         ours.append(time.perf_counter() - start)
 
+    try:  # bundles with the project's own classification head register it with transformers
+        importlib.import_module("training.modeling")
+    except ImportError:
+        pass
     pipe = pipeline("text-classification", model=str(bundle_path / MODEL_DIR), top_k=None, device="cpu")
     # The naive side gets its best thread count (picked on a probe of the first inputs):
     # torch's OpenMP threads busy-wait, and on a shared 2-core machine 2 threads can be
