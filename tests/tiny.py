@@ -11,19 +11,20 @@ from training.labels import LABELS
 
 def make_tiny_bundle(target: Path, version: str = "vtest-tiny", with_onnx: bool = True, seed: int = 0) -> Path:
     import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+    from transformers import AutoTokenizer
 
+    from training.modeling import MeanPoolBertConfig, MeanPoolBertForSequenceClassification
     from training.onnx_export import export_int8
 
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(base_model_dir(), local_files_only=True)
-    config = BertConfig(
+    config = MeanPoolBertConfig(
         vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=64, max_position_embeddings=128, num_labels=len(LABELS),
         problem_type="multi_label_classification",
         id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)},
     )
-    model = BertForSequenceClassification(config).eval()
+    model = MeanPoolBertForSequenceClassification(config).eval()
     extra = {}
     if with_onnx:
         onnx_path = target.parent / f"{target.name}.onnx"

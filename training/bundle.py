@@ -89,6 +89,8 @@ class TorchBackend:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        import training.modeling  # noqa: F401  (registers the mean-pooling head with the Auto classes)
+
         torch.set_num_threads(threads)
         self._torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)

@@ -128,6 +128,7 @@ VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in [
         Variant(SHIPPED, "fine-tune, weighted BCE, config defaults", _finetune()),
+        Variant("finetune_cls", "fine-tune with the stock [CLS]-pooler head instead of mean pooling", _finetune({"pooling": "cls"})),
         Variant("finetune_unweighted", "fine-tune, plain BCE (no pos_weight)", _finetune({"pos_weight_max": 1.0})),
         Variant("finetune_14ep", "fine-tune, 14 epochs instead of the default", _finetune({"epochs": 14})),
         Variant("ensemble2", "mean of 2 fine-tuned seeds (2x train and inference cost)", _finetune(seeds=2)),

