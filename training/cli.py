@@ -120,7 +120,7 @@ def evaluate(
 
 def experiments(
     variants: str = typer.Option(
-        "finetune,finetune_unweighted,finetune_14ep,ensemble2,embed_logreg,setfit",
+        "finetune,finetune_lr5e-5,finetune_cls_lr5e-5,finetune_unweighted_lr5e-5,embed_logreg,setfit",
         help="comma-separated variant names (see training/experiments.py)",
     ),
     output: Path = typer.Option(Path("reports/experiments.json"), "--output", "-o"),

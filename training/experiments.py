@@ -127,10 +127,10 @@ def _setfit(pairs_per_statement: int = 4, epochs: int = 1) -> Callable[[Settings
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in [
-        Variant(SHIPPED, "fine-tune, weighted BCE, config defaults", _finetune()),
-        Variant("finetune_cls", "fine-tune with the stock [CLS]-pooler head instead of mean pooling", _finetune({"pooling": "cls"})),
-        Variant("finetune_unweighted", "fine-tune, plain BCE (no pos_weight)", _finetune({"pos_weight_max": 1.0})),
-        Variant("finetune_14ep", "fine-tune, 14 epochs instead of the default", _finetune({"epochs": 14})),
+        Variant(SHIPPED, "fine-tune: mean pooling, weighted BCE, lr 1e-4 (config defaults)", _finetune()),
+        Variant("finetune_lr5e-5", "as shipped but learning rate 5e-5", _finetune({"learning_rate": 5e-5})),
+        Variant("finetune_cls_lr5e-5", "stock [CLS]-pooler head, lr 5e-5", _finetune({"pooling": "cls", "learning_rate": 5e-5})),
+        Variant("finetune_unweighted_lr5e-5", "plain BCE (no pos_weight), lr 5e-5", _finetune({"pos_weight_max": 1.0, "learning_rate": 5e-5})),
         Variant("ensemble2", "mean of 2 fine-tuned seeds (2x train and inference cost)", _finetune(seeds=2)),
         Variant("embed_logreg", "frozen MiniLM mean-pooled embeddings + logistic regression", lambda s: _embed_logreg(s)),
         Variant("setfit", "SetFit: contrastive pair tuning of the encoder + logistic regression head", _setfit()),

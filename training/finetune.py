@@ -116,6 +116,7 @@ def fine_tune(
             report_to="none",
             disable_tqdm=not progress,
             dataloader_num_workers=0,
+            train_sampling_strategy="group_by_length",  # similar lengths per batch: less padding, faster steps
         )
         trainer = WeightedBCETrainer(
             model=model,

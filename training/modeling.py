@@ -10,6 +10,7 @@ and `transformers.pipeline` load it once this module is imported.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
@@ -24,6 +25,9 @@ from transformers import (
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 MODEL_TYPE = "stance-meanpool-bert"
+
+# A custom head has no tensor-parallel plan; transformers warns about it on every load.
+logging.getLogger("transformers.distributed.tensor_parallel").setLevel(logging.ERROR)
 
 
 class MeanPoolBertConfig(BertConfig):

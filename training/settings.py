@@ -49,7 +49,7 @@ class TrainingSettings(_Section):
     n_folds: int = Field(5, ge=2)
     epochs: float = Field(8, gt=0)
     batch_size: int = Field(16, ge=1)
-    learning_rate: float = Field(5e-5, gt=0)
+    learning_rate: float = Field(1e-4, gt=0)
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     bf16: bool = True
