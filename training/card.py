@@ -68,7 +68,8 @@ def _experiments_table(root: Path) -> str:
         )
     return (
         f"Grouped {report['n_folds']}-fold CV on the same folds, `{report['command']}` "
-        f"({report['created']}).\n\n" + "\n".join(rows) + "\n\n" + report.get("conclusion", "") + "\n"
+        f"({report['created']}).\n\n" + "\n".join(rows) + "\n\n" + report.get("conclusion", "") + "\n\n"
+        + report.get("note", "") + "\n"
     )
 
 
