@@ -20,7 +20,7 @@ from service import admin
 from service.limits import install_error_handling
 from service.routes import FEEDS_PATH, router
 from service.scoring import Scorer, ScoringMetrics
-from training.bundle import ONNX_FILE, Bundle, OnnxBackend, load_bundle
+from training.bundle import Bundle, load_bundle
 from training.registry import Registry
 from training.settings import Settings, get_settings
 
@@ -38,33 +38,12 @@ def load_served_bundle(settings: Settings, version: str | None = None) -> Bundle
 def open_bundle(path: Path, settings: Settings) -> Bundle:
     """Load a bundle folder the way the service runs it (threads, batch size, spinning)."""
     inference = settings.inference
-    bundle = load_bundle(
+    return load_bundle(
         path,
         backend="torch" if inference.backend == "torch" else None,
         threads=inference.threads,
         batch_size=inference.batch_size,
-    )
-    if not settings.service.spin_wait:
-        stop_spinning(bundle, inference.threads)
-    return bundle
-
-
-def stop_spinning(bundle: Bundle, threads: int) -> None:
-    """Re-open an ONNX session with busy-waiting off. By default ONNX Runtime's pool
-    threads spin between calls; on 2 cores shared with the event loop that halves
-    throughput (measured). `training.bundle` exposes no session options, hence this."""
-    if not isinstance(bundle.backend, OnnxBackend):
-        return
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    bundle.backend.session = ort.InferenceSession(
-        str(bundle.path / ONNX_FILE), opts, providers=["CPUExecutionProvider"]
+        spin_wait=settings.service.spin_wait,
     )
 
 

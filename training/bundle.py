@@ -111,13 +111,20 @@ class TorchBackend:
 class OnnxBackend:
     """ONNX Runtime over the int8 export: the fast default on CPU."""
 
-    def __init__(self, onnx_path: Path, tokenizer: Any, max_length: int, batch_size: int, threads: int) -> None:
+    def __init__(
+        self, onnx_path: Path, tokenizer: Any, max_length: int, batch_size: int, threads: int, spin_wait: bool = True
+    ) -> None:
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Busy-waiting pool threads win on an idle machine and lose when the cores are
+        # shared (e.g. with a web server's event loop): the caller decides.
+        allow = "1" if spin_wait else "0"
+        opts.add_session_config_entry("session.intra_op.allow_spinning", allow)
+        opts.add_session_config_entry("session.inter_op.allow_spinning", allow)
         self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.tokenizer = tokenizer
@@ -125,11 +132,13 @@ class OnnxBackend:
         self.batch_size = batch_size
 
     @classmethod
-    def from_bundle(cls, bundle_dir: Path, max_length: int, batch_size: int, threads: int) -> "OnnxBackend":
+    def from_bundle(
+        cls, bundle_dir: Path, max_length: int, batch_size: int, threads: int, spin_wait: bool = True
+    ) -> "OnnxBackend":
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(bundle_dir / MODEL_DIR, local_files_only=True)
-        return cls(bundle_dir / ONNX_FILE, tokenizer, max_length, batch_size, threads)
+        return cls(bundle_dir / ONNX_FILE, tokenizer, max_length, batch_size, threads, spin_wait)
 
     def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
         def forward(enc: Any) -> np.ndarray:
@@ -303,9 +312,11 @@ def load_bundle(
     backend: str | None = None,
     threads: int | None = None,
     batch_size: int | None = None,
+    spin_wait: bool = True,
 ) -> Bundle:
     """Verify and load a bundle. `backend` None -> the bundle's default (int8 ONNX when it
-    passed the agreement check at training time, else torch)."""
+    passed the agreement check at training time, else torch). `spin_wait` False stops
+    ONNX Runtime's threads busy-waiting between calls (for a shared machine)."""
     from training.settings import get_settings
 
     root = Path(path)
@@ -325,7 +336,7 @@ def load_bundle(
         threads=threads or inference.threads,
     )
     if name == "onnx":
-        impl: Backend = OnnxBackend.from_bundle(root, **kwargs)
+        impl: Backend = OnnxBackend.from_bundle(root, **kwargs, spin_wait=spin_wait)
     elif name == "torch":
         impl = TorchBackend(root / MODEL_DIR, **kwargs)
     else:
