@@ -25,13 +25,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.store_models import AnnotationRow, Base, Batch, BatchFile, Statement
+
+_Row = TypeVar("_Row", Statement, Batch)
 from training.annotation_formats import read_annotation_file
 from training.annotations import Annotation, AnnotationError, Problem, annotation_files, write_jsonl
 from training.settings import Settings
@@ -228,34 +230,31 @@ class AnnotationStore:
         return AddResult(row.id, created=True)
 
     @staticmethod
-    def _statement(s: Session, key: str, text: str) -> Statement:
-        query = select(Statement).where(Statement.key == key).with_for_update()
-        st = s.scalars(query).first()
-        if st is not None:
-            return st
+    def _get_or_create(s: Session, model: type[_Row], lookup: dict[str, Any], **values: Any) -> _Row:
+        """The row matching `lookup`, inserted if missing; safe against a concurrent writer
+        inserting it first (the unique constraint wins, we re-read)."""
+        query = select(model).filter_by(**lookup)
+        if model is Statement:
+            query = query.with_for_update()
+        row = s.scalars(query).first()
+        if row is not None:
+            return row
         try:
             with s.begin_nested():
-                st = Statement(key=key, text=text)
-                s.add(st)
+                row = model(**lookup, **values)
+                s.add(row)
                 s.flush()
-            return st
-        except IntegrityError:  # a concurrent writer inserted it first (PostgreSQL)
-            return s.scalars(query).one()
-
-    @staticmethod
-    def _batch(s: Session, name: str, kind: str) -> Batch:
-        query = select(Batch).where(Batch.name == name)
-        b = s.scalars(query).first()
-        if b is not None:
-            return b
-        try:
-            with s.begin_nested():
-                b = Batch(name=name, kind=kind)
-                s.add(b)
-                s.flush()
-            return b
+            return row
         except IntegrityError:
             return s.scalars(query).one()
+
+    @classmethod
+    def _statement(cls, s: Session, key: str, text: str) -> Statement:
+        return cls._get_or_create(s, Statement, {"key": key}, text=text)
+
+    @classmethod
+    def _batch(cls, s: Session, name: str, kind: str) -> Batch:
+        return cls._get_or_create(s, Batch, {"name": name}, kind=kind)
 
     def import_file(
         self,
