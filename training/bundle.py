@@ -89,8 +89,6 @@ class TorchBackend:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        import training.modeling  # noqa: F401  (registers the mean-pooling head with the Auto classes)
-
         torch.set_num_threads(threads)
         self._torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
@@ -317,6 +315,7 @@ def load_bundle(
     """Verify and load a bundle. `backend` None -> the bundle's default (int8 ONNX when it
     passed the agreement check at training time, else torch). `spin_wait` False stops
     ONNX Runtime's threads busy-waiting between calls (for a shared machine)."""
+    import training.modeling  # noqa: F401  (registers the bundle's model type with the Auto classes)
     from training.settings import get_settings
 
     root = Path(path)
