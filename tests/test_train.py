@@ -106,3 +106,12 @@ def test_real_base_model_trains_briefly_and_scores_text(tmp_path):
         preds = bundle.predict(["Zelensky called on allies to invite Ukraine to NATO now.", "It rained in Vilnius."])
         assert len(preds) == 2 and all(0.0 <= s <= 1.0 for s in preds[0].scores.values())
     assert 0.0 <= result.metrics["int8"]["statement_agreement"] <= 1.0
+
+
+def test_cli_input_errors_are_clear(tmp_path):
+    missing = _stance("segment", str(tmp_path / "nope.txt"))
+    assert missing.returncode == 2 and "no such file or folder" in missing.stderr
+    unknown = _stance("experiments", "--variants", "finetune,magic")
+    assert unknown.returncode == 2 and "unknown variant(s) ['magic']" in unknown.stderr
+    for done in (missing, unknown):
+        assert "Traceback" not in done.stderr

@@ -74,16 +74,13 @@ def train(
 ) -> None:
     """Fine-tune, cross-validate, and register a model bundle. The last stdout line is JSON:
     {"version", "path", "metrics"}."""
-    from training.annotations import AnnotationError
     from training.train import load_training_data, train_bundle
 
     settings = _settings(config)
     try:
         annotations, files = load_training_data(settings, data)
         result = train_bundle(settings, annotations, files, promote=promote)
-    except AnnotationError as exc:
-        _fail(str(exc))
-    except ValueError as exc:
+    except ValueError as exc:  # AnnotationError included: every problem, with file and line
         _fail(str(exc))
     summary = {
         "cv_macro_f1": result.metrics["cv"]["transformer"]["macro_f1"],
@@ -101,7 +98,7 @@ def evaluate(
     config: Path | None = ConfigOpt,
 ) -> None:
     """Per-label precision/recall/F1 and micro/macro F1 with bootstrap 95% intervals."""
-    from training.annotations import AnnotationError, load_annotations
+    from training.annotations import load_annotations
     from training.bundle import BundleError, load_bundle
     from training.evaluate import evaluate_bundle, format_report
     from training.registry import Registry
@@ -111,7 +108,7 @@ def evaluate(
         annotations = load_annotations(data, settings.labels).annotations
         bundle = load_bundle(Registry(settings.paths.models_dir).resolve(model), backend=backend)
         metrics = evaluate_bundle(bundle, annotations, settings)
-    except (AnnotationError, BundleError, ValueError) as exc:
+    except (BundleError, ValueError) as exc:  # ValueError covers AnnotationError
         _fail(str(exc))
     typer.echo(format_report(metrics))
     if output:

@@ -40,6 +40,3 @@ def encode(label_lists: Sequence[Sequence[str]], schema: Sequence[str] = LABELS)
             out[row, index[name]] = 1.0
     return out
 
-
-def decode(row: Sequence[float] | np.ndarray, schema: Sequence[str] = LABELS) -> list[str]:
-    return [name for name, on in zip(schema, row) if on]

@@ -46,8 +46,6 @@ _SIDEBAR_START = re.compile(
     re.IGNORECASE,
 )
 _BULLET = re.compile(r"^[\s•·\-–—*]+")
-_QUOTE_OPEN = "“«„"
-_QUOTE_CLOSE = "”»“"
 
 
 def _letters(text: str) -> list[str]:
