@@ -1,7 +1,9 @@
 """How fast can int8 ONNX Runtime score our statements on this machine, however the two
-cores are used? Prints JSON: one 2-thread session vs one 1-thread session vs two 1-thread
-sessions in parallel, spinning on and off, for the current model on all annotated
-statements (twice over). Usage: .venv/bin/python benchmarks/onnx_ceiling.py [VERSION]
+cores are used? Prints JSON: one 2-thread stream vs one 1-thread stream vs two 1-thread
+streams in parallel (the backend's `streams`), spinning on and off, for a model on all
+annotated statements (twice over); the mean tokens per statement; and the configured
+setup's rate on the same text cut into statements of 8, 16, 32 and 64 tokens.
+Usage: .venv/bin/python benchmarks/onnx_ceiling.py [VERSION]
 """
 
 from __future__ import annotations
@@ -9,12 +11,14 @@ from __future__ import annotations
 import json
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from training.annotations import annotation_files, load_annotations
 from training.bundle import load_bundle
 from training.registry import Registry
 from training.settings import get_settings
+
+
+LENGTHS = (8, 16, 32, 64)
 
 
 def main(version: str | None = None) -> None:
@@ -23,27 +27,32 @@ def main(version: str | None = None) -> None:
     texts = [a.text for a in load_annotations(annotation_files(settings.paths.annotations_dir)).annotations] * 2
     batch = settings.inference.batch_size
     out: dict[str, object] = {"model": path.name, "statements": len(texts), "batch_size": batch}
+    tokenizer = load_bundle(path, backend="onnx").backend.tokenizer
+    out["mean_tokens_per_statement"] = round(sum(len(tokenizer(t)["input_ids"]) for t in texts) / len(texts), 1)
     for spin in (True, False):
-        two = load_bundle(path, backend="onnx", threads=2, spin_wait=spin)
-        one_a = load_bundle(path, backend="onnx", threads=1, spin_wait=spin)
-        one_b = load_bundle(path, backend="onnx", threads=1, spin_wait=spin)
-        two.predict_proba(texts[:64])
-        one_a.predict_proba(texts[:64])
-        one_b.predict_proba(texts[:64])
-
-        def rate(fn) -> float:
-            t0 = time.perf_counter()
-            fn()
-            return round(len(texts) / (time.perf_counter() - t0), 1)
-
-        halves = [texts[0::2], texts[1::2]]
-        with ThreadPoolExecutor(2) as pool:
-            parallel = rate(lambda: list(pool.map(lambda b_t: b_t[0].predict_proba(b_t[1]), zip((one_a, one_b), halves))))
-        out[f"spin_{'on' if spin else 'off'}"] = {
-            "one_session_2_threads": rate(lambda: two.predict_proba(texts)),
-            "one_session_1_thread": rate(lambda: one_a.predict_proba(texts)),
-            "two_sessions_1_thread_parallel": parallel,
+        setups = {
+            "one_stream_2_threads": load_bundle(path, backend="onnx", threads=2, streams=1, spin_wait=spin),
+            "one_stream_1_thread": load_bundle(path, backend="onnx", threads=1, streams=1, spin_wait=spin),
+            "two_streams_1_thread_each": load_bundle(path, backend="onnx", threads=2, streams=2, spin_wait=spin),
         }
+        rates = {}
+        for name, bundle in setups.items():
+            bundle.predict_proba(texts[:64])  # warm-up
+            t0 = time.perf_counter()
+            bundle.predict_proba(texts)
+            rates[name] = round(len(texts) / (time.perf_counter() - t0), 1)
+        out[f"spin_{'on' if spin else 'off'}"] = rates
+    # Cost per statement grows with its length: the same text cut into pieces of N tokens.
+    stream = [i for t in texts[: len(texts) // 2] for i in tokenizer(t, add_special_tokens=False)["input_ids"]]
+    default = load_bundle(path, backend="onnx")
+    by_length = {}
+    for n in LENGTHS:
+        pieces = [tokenizer.decode(stream[i : i + n]) for i in range(0, len(stream) - n, n)][: len(texts)]
+        default.predict_proba(pieces[:64])
+        t0 = time.perf_counter()
+        default.predict_proba(pieces)
+        by_length[n] = round(len(pieces) / (time.perf_counter() - t0), 1)
+    out["statements_per_s_by_tokens_default_setup"] = by_length
     print(json.dumps(out, indent=2))
 
 

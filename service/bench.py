@@ -37,6 +37,7 @@ from training.settings import Settings
 
 READY_TIMEOUT_S = 300.0  # the service also imports the seed annotations into its store on start
 REQUEST_TIMEOUT_S = 10.0
+WARMUP_LOAD_S = 3.0  # the same load, unmeasured, first: steady state is what is reported
 RSS_SAMPLE_S = 0.05
 OFFLINE_REPEATS = 3  # passes of the project scorer over the inputs; the median pass is reported
 NAIVE_PROBE = 48  # inputs used to pick the naive pipeline's best torch thread count
@@ -149,33 +150,77 @@ def _peak_rss_mb(pid: int, sampled: int) -> float:
     return round(sampled / 2**20, 1)
 
 
-async def _load(url: str, texts: list[str], clients: int, seconds: float) -> dict[str, Any]:
-    import httpx
+class _Connection:
+    """One keep-alive HTTP/1.1 connection speaking just enough of the protocol for the
+    benchmark (POST a JSON body, read a Content-Length response). The load generator
+    shares the 2 cores with the service; httpx spends milliseconds of CPU per request, which
+    the service would then be measured without, so the client is kept this lean."""
 
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, request: bytes) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        headers = dict(line.split(":", 1) for line in header_lines if ":" in line)
+        length = {k.strip().lower(): v.strip() for k, v in headers.items()}.get("content-length")
+        if length is None:
+            raise ConnectionError("response without Content-Length")
+        await self.reader.readexactly(int(length))
+        return int(status_line.split()[1])
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+def _request(host: str, path: str, body: bytes) -> bytes:
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+async def _load(host: str, port: int, texts: list[str], clients: int, seconds: float) -> dict[str, Any]:
+    """Closed loop: each of `clients` connections sends its next request as soon as the
+    previous answer arrives, for `seconds`."""
     latencies: list[float] = []
     errors: dict[str, int] = {}
-    bodies = [json.dumps({"text": t}).encode() for t in texts]
+    requests = [_request(host, "/v1/classify", json.dumps({"text": t}).encode()) for t in texts]
     deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
 
-    async def client(worker: int, http: httpx.AsyncClient) -> None:
-        i = worker
-        while time.perf_counter() < deadline:
-            start = time.perf_counter()
-            try:
-                r = await http.post(f"{url}/v1/classify", content=bodies[i % len(bodies)], headers=JSON)
-                if r.status_code != 200:
-                    errors[str(r.status_code)] = errors.get(str(r.status_code), 0) + 1
-                else:
-                    latencies.append(time.perf_counter() - start)
-            except httpx.HTTPError as exc:
-                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
-            i += clients
+    def error(kind: str) -> None:
+        errors[kind] = errors.get(kind, 0) + 1
 
-    async with httpx.AsyncClient(limits=limits, timeout=REQUEST_TIMEOUT_S) as http:
-        started = time.perf_counter()
-        await asyncio.gather(*(client(w, http) for w in range(clients)))
-        elapsed = time.perf_counter() - started
+    async def client(worker: int) -> None:
+        conn, i = _Connection(host, port), worker
+        try:
+            while time.perf_counter() < deadline:
+                start = time.perf_counter()
+                try:
+                    status = await asyncio.wait_for(conn.post(requests[i % len(requests)]), REQUEST_TIMEOUT_S)
+                    if status == 200:
+                        latencies.append(time.perf_counter() - start)
+                    else:
+                        error(str(status))
+                except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError) as exc:
+                    error(type(exc).__name__)
+                    conn.close()  # a fresh connection for the next request
+                i += clients
+        finally:
+            conn.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(w) for w in range(clients)))
+    elapsed = time.perf_counter() - started
     ms = np.array(latencies) * 1000 if latencies else np.zeros(1)
     return {
         "clients": clients,
@@ -194,8 +239,7 @@ async def _load(url: str, texts: list[str], clients: int, seconds: float) -> dic
 
 
 def _run_async(coro: Any) -> Any:
-    """uvloop when installed: the load generator shares the CPU with the service, so its
-    own overhead per request should be as small as httpx allows."""
+    """uvloop when installed: the load generator shares the CPU with the service."""
     try:
         import uvloop
     except ImportError:
@@ -246,12 +290,11 @@ def bench_http(
         sampler.start()
         try:
             _wait_ready(url, proc, Path(tmp) / "service.log")
-            for text in texts[:clients]:  # warm the HTTP path too
-                httpx.post(f"{url}/v1/classify", json={"text": text}, timeout=REQUEST_TIMEOUT_S)
+            _run_async(_load("127.0.0.1", port, texts, clients, WARMUP_LOAD_S))
             before = _batch_stats(httpx.get(f"{url}/metrics").text)
             server, client = psutil.Process(proc.pid), psutil.Process()
             cpu0 = (sum(server.cpu_times()[:2]), sum(client.cpu_times()[:2]))
-            result = _run_async(_load(url, texts, clients, seconds))
+            result = _run_async(_load("127.0.0.1", port, texts, clients, seconds))
             cpu1 = (sum(server.cpu_times()[:2]), sum(client.cpu_times()[:2]))
             after = _batch_stats(httpx.get(f"{url}/metrics").text)
             n = max(result["requests"], 1)

@@ -15,11 +15,13 @@ Two entry points share the bundle's `predict_proba` + `decide`:
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import logging
 import queue
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -145,7 +147,12 @@ def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | No
 
 
 class Scorer:
-    """Micro-batching front of a bundle; one inference thread; hot-swappable."""
+    """Micro-batching front of a bundle; hot-swappable.
+
+    One collector thread forms micro-batches; up to `workers` of them are scored at once,
+    each on its own thread (give the bundle `threads // workers` threads per call). While
+    every worker is busy, requests queue up and the next batch grows, so under load the
+    cores never wait for the event loop nor the event loop for one long model call."""
 
     _STOP = None
 
@@ -155,15 +162,20 @@ class Scorer:
         max_wait_ms: float,
         metrics: ScoringMetrics | None = None,
         bundle: Bundle | None = None,
+        workers: int = 1,
     ) -> None:
         self._bundle = bundle
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
         self.metrics = metrics
         self.stats = ScorerStats()
+        self.workers = workers
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._swap_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="stance-inference", daemon=True)
+        self._stats_lock = threading.Lock()
+        self._free = threading.Semaphore(workers)
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="stance-inference")
+        self._thread = threading.Thread(target=self._run, name="stance-batcher", daemon=True)
         if metrics and bundle:
             metrics.set_model(bundle)
 
@@ -174,10 +186,11 @@ class Scorer:
             self._thread.start()
 
     def close(self) -> None:
-        """Stop the inference thread after the jobs already queued."""
+        """Stop after the jobs already queued."""
         if self._thread.is_alive():
             self._queue.put(self._STOP)
             self._thread.join()
+        self._pool.shutdown(wait=True)
 
     @property
     def ready(self) -> bool:
@@ -205,6 +218,7 @@ class Scorer:
             old, self._bundle = self._bundle, bundle
             if self.metrics:
                 self.metrics.set_model(bundle)
+        settle_heap()
         log.info("serving model %s (was %s)", bundle.version, old.version if old else None)
 
     # -- scoring
@@ -232,11 +246,11 @@ class Scorer:
 
     # -- the inference thread
 
-    def _collect(self, first: _Job) -> tuple[list[_Job], _Job | None, bool]:
+    def _collect(self, first: _Job, wait: bool = True) -> tuple[list[_Job], _Job | None, bool]:
         """Merge queued jobs of the same bundle into one batch, waiting at most max_wait
         for company. Returns (batch, a job held over for the next batch, stop requested)."""
         batch, size = [first], len(first.texts)
-        deadline = time.monotonic() + self.max_wait
+        deadline = time.monotonic() + (self.max_wait if wait else 0.0)
         while size < self.max_batch:
             remaining = deadline - time.monotonic()
             try:
@@ -258,25 +272,39 @@ class Scorer:
             job = held if held is not None else self._queue.get()
             if job is self._STOP:
                 break
-            batch, held, stop = self._collect(job)
-            self._infer(batch)
+            # Wait for a free worker before closing the batch. If that took a while, the
+            # queue has had its chance to fill: take what is there without waiting more.
+            busy = not self._free.acquire(blocking=False)
+            if busy:
+                self._free.acquire()
+            batch, held, stop = self._collect(job, wait=not busy)
+            self._pool.submit(self._infer, batch)
         if held is not None:
-            self._infer([held])
+            self._free.acquire()
+            self._pool.submit(self._infer, [held])
 
     def _infer(self, batch: list[_Job]) -> None:
+        try:
+            self._score(batch)
+        finally:
+            self._free.release()
+
+    def _score(self, batch: list[_Job]) -> None:
         bundle = batch[0].bundle
         texts = [t for job in batch for t in job.texts]
         started = time.perf_counter()
         try:
-            preds = bundle.predict(texts)
+            # With several workers each call keeps to one stream: the workers are the parallelism.
+            preds = bundle.predict(texts, parallel=self.workers == 1)
             error: BaseException | None = None
-        except Exception as exc:  # reported to the waiting requests, the thread lives on
+        except Exception as exc:  # reported to the waiting requests, the worker lives on
             log.exception("inference failed on a batch of %d", len(texts))
             preds, error = [], exc
         elapsed = time.perf_counter() - started
-        self.stats.batches += 1
-        self.stats.statements += len(texts)
-        self.stats.batch_sizes[len(texts)] += 1
+        with self._stats_lock:
+            self.stats.batches += 1
+            self.stats.statements += len(texts)
+            self.stats.batch_sizes[len(texts)] += 1
         if self.metrics:
             self.metrics.batch_size.observe(len(texts))
             self.metrics.statements.inc(len(texts))
@@ -291,6 +319,19 @@ class Scorer:
                 pass
 
 
-def warm(bundle: Bundle, texts: Sequence[str] = WARMUP_TEXTS) -> None:
+def settle_heap() -> None:
+    """Move everything alive now (torch, transformers, the bundle: millions of objects)
+    out of the cyclic garbage collector's reach. Otherwise each full collection walks
+    them all, a 100-250 ms pause of every request in flight. Unfreezing first lets the
+    collection free a swapped-out bundle's cycles; this runs once per model load."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
+def warm(bundle: Bundle, texts: Sequence[str] = WARMUP_TEXTS, batch: int = 32) -> None:
+    """A lone statement, then a full batch of long ones: ONNX Runtime grows its memory
+    arena on the first sight of a bigger shape, and the first users should not pay for it."""
     bundle.predict(list(texts))
+    bundle.predict([" ".join(texts * 4)] * batch)
 

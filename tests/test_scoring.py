@@ -66,6 +66,35 @@ def test_concurrent_requests_are_merged_and_results_match(torch_bundles) -> None
         assert got.scores == pytest.approx(want.scores, abs=1e-5)
 
 
+def test_workers_score_micro_batches_at_once_with_unchanged_results(torch_bundles, monkeypatch) -> None:
+    bundle = torch_bundles[TINY_A]
+    real, calls = bundle.backend.predict_logits, []
+    barrier = threading.Barrier(2, timeout=10)
+
+    def gated(texts, parallel=True):
+        calls.append(parallel)
+        if len(calls) <= 2:  # the first two micro-batches must be in flight together
+            barrier.wait()
+        return real(texts, parallel=parallel)
+
+    monkeypatch.setattr(bundle.backend, "predict_logits", gated)
+    scorer = Scorer(max_batch=4, max_wait_ms=0, bundle=bundle, workers=2)
+    scorer.start()
+    try:
+        async def go():
+            return await asyncio.gather(*(scorer.score([t]) for t in TEXTS))
+
+        results = _run(go())
+    finally:
+        scorer.close()
+    assert len(calls) >= 2 and not any(calls)  # each worker's call keeps to one stream
+    assert scorer.stats.statements == len(TEXTS) and max(scorer.stats.batch_sizes) <= 4
+    unbatched = [bundle.decide(1 / (1 + np.exp(-real([t]))))[0] for t in TEXTS]
+    for (got,), want in zip(results, unbatched, strict=True):
+        assert got.labels == want.labels
+        assert got.scores == pytest.approx(want.scores, abs=1e-5)
+
+
 def test_large_request_is_split_into_micro_batches(torch_bundles) -> None:
     scorer = Scorer(max_batch=8, max_wait_ms=0, bundle=torch_bundles[TINY_A])
     scorer.start()
@@ -181,3 +210,18 @@ def test_hot_swap_over_http_under_concurrent_load(service_settings, tiny_registr
     outcomes = _run(scenario())
     assert len(outcomes) == 12 * 15
     assert set(outcomes) <= {TINY_A, TINY_B}, [o for o in outcomes if o not in (TINY_A, TINY_B)]
+
+
+def test_loading_a_model_freezes_the_heap_for_short_gc_pauses(torch_bundles) -> None:
+    import gc
+
+    gc.unfreeze()
+    try:
+        scorer = Scorer(max_batch=8, max_wait_ms=1)
+        scorer.swap(torch_bundles[TINY_A])
+        # Everything alive at load time is out of the cyclic collector's reach, so a
+        # full collection under load walks only what requests allocate.
+        assert gc.get_freeze_count() > 10_000
+        assert gc.get_freeze_count() > 10 * sum(gc.get_count())
+    finally:
+        gc.unfreeze()

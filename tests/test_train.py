@@ -108,6 +108,51 @@ def test_real_base_model_trains_briefly_and_scores_text(tmp_path):
     assert 0.0 <= result.metrics["int8"]["statement_agreement"] <= 1.0
 
 
+def test_distillation_trains_a_shallower_student_on_the_teachers_probabilities(tmp_path, monkeypatch):
+    import training.finetune as ft
+    from training.data import texts_and_targets
+
+    base = make_tiny_base_model(tmp_path / "base", layers=2)
+    settings = load_settings().with_overrides(
+        base_model={"path": str(base)}, training=QUICK | {"distill_layers": 1, "distill_weight": 0.3}
+    )
+    texts, targets = texts_and_targets(_subset(12), settings.labels)
+    calls, real = [], ft.fine_tune
+
+    def spy(texts_, targets_, settings_, **kwargs):
+        model, tok = real(texts_, targets_, settings_, **kwargs)
+        calls.append((settings_, kwargs, model.config.num_hidden_layers))
+        return model, tok
+
+    monkeypatch.setattr(ft, "fine_tune", spy)
+    student, _ = ft.fit_recipe(texts, targets, settings, seed=3)
+    (t_settings, t_kwargs, t_depth), (s_settings, s_kwargs, s_depth) = calls
+    assert t_depth == 2 and "teacher_probs" not in t_kwargs  # the teacher: full depth, gold only
+    assert s_depth == 1 == student.config.num_hidden_layers  # the student ships
+    assert s_kwargs["teacher_probs"].shape == targets.shape and s_kwargs["distill_weight"] == 0.3
+    assert s_settings.base_model.path != str(base)  # initialised from the teacher's weights
+
+
+def test_distillation_loss_mixes_gold_and_teacher_targets():
+    import types
+
+    import torch
+
+    from training.finetune import WeightedBCETrainer
+
+    logits = torch.tensor([[2.0, -1.0], [0.5, 0.0]])
+    gold, soft = torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[0.9, 0.2], [0.3, 0.6]])
+    pos_weight = torch.tensor([2.0, 3.0])
+    model = lambda **_: types.SimpleNamespace(logits=logits)  # noqa: E731
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    for weight in (0.0, 0.4):
+        trainer = types.SimpleNamespace(pos_weight=pos_weight, distill_weight=weight)
+        labels = torch.hstack([gold, soft]) if weight else gold
+        loss = WeightedBCETrainer.compute_loss(trainer, model, {"labels": labels})
+        expected = (1 - weight) * bce(logits, gold, pos_weight=pos_weight) + weight * bce(logits, soft)
+        assert torch.isclose(loss, expected)
+
+
 def test_cli_input_errors_are_clear(tmp_path):
     missing = _stance("segment", str(tmp_path / "nope.txt"))
     assert missing.returncode == 2 and "no such file or folder" in missing.stderr

@@ -40,7 +40,7 @@ def make_tiny_bundle(target: Path, version: str = "vtest-tiny", with_onnx: bool 
     )
 
 
-def make_tiny_base_model(target: Path, seed: int = 0) -> Path:
+def make_tiny_base_model(target: Path, seed: int = 0, layers: int = 1) -> Path:
     """A tiny random BERT *encoder* folder (config, weights, the real tokenizer) to stand in
     for the base model (`base_model.path`), so the whole training pipeline runs in seconds."""
     import torch
@@ -49,7 +49,7 @@ def make_tiny_base_model(target: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(base_model_dir(), local_files_only=True)
     config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
         intermediate_size=64, max_position_embeddings=128,
     )
     BertModel(config).save_pretrained(target)

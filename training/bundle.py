@@ -18,12 +18,15 @@ verifies the manifest, so a half-written or corrupted bundle is never used.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -52,7 +55,7 @@ class Prediction:
 
 
 class Backend(Protocol):
-    def predict_logits(self, texts: Sequence[str]) -> np.ndarray: ...
+    def predict_logits(self, texts: Sequence[str], parallel: bool = True) -> np.ndarray: ...
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -82,6 +85,21 @@ def _logits_in_batches(
     return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
+class ThreadTokenizers:
+    """One copy of the tokenizer per thread: HF fast tokenizers must not be shared between
+    threads, and batches are scored on several at once (streams, service workers)."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.base = tokenizer
+        self._local = threading.local()
+
+    def get(self) -> Any:
+        tok = getattr(self._local, "tokenizer", None)
+        if tok is None:
+            tok = self._local.tokenizer = copy.deepcopy(self.base)
+        return tok
+
+
 class TorchBackend:
     """fp32 PyTorch inference (the reference the int8 export is checked against)."""
 
@@ -92,30 +110,39 @@ class TorchBackend:
         torch.set_num_threads(threads)
         self._torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        self._tokenizers = ThreadTokenizers(self.tokenizer)
         self.model = AutoModelForSequenceClassification.from_pretrained(
             model_dir, local_files_only=True
         ).eval()
         self.max_length = max_length
         self.batch_size = batch_size
 
-    def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
+    def predict_logits(self, texts: Sequence[str], parallel: bool = True) -> np.ndarray:
         with self._torch.inference_mode():
             return _logits_in_batches(
-                texts, self.tokenizer, self.max_length, self.batch_size, "pt",
+                texts, self._tokenizers.get(), self.max_length, self.batch_size, "pt",
                 lambda enc: self.model(**enc).logits.float().numpy(),
             )
 
 
 class OnnxBackend:
-    """ONNX Runtime over the int8 export: the fast default on CPU."""
+    """ONNX Runtime over the int8 export: the fast default on CPU.
+
+    `streams` > 1 runs that many length-sorted batches at once, each on its own thread
+    with `threads // streams` ONNX Runtime threads (one session; `run` is thread-safe).
+    On 2 cores, two 1-thread streams beat one 2-thread call: small int8 GEMMs scale
+    poorly across threads, and tokenising one batch overlaps scoring another
+    (benchmarks/onnx_ceiling.py measures both)."""
 
     def __init__(
-        self, onnx_path: Path, tokenizer: Any, max_length: int, batch_size: int, threads: int, spin_wait: bool = True
+        self, onnx_path: Path, tokenizer: Any, max_length: int, batch_size: int, threads: int,
+        spin_wait: bool = True, streams: int = 1,
     ) -> None:
         import onnxruntime as ort
 
+        self.streams = max(1, min(streams, threads))
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
+        opts.intra_op_num_threads = max(1, threads // self.streams)
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Busy-waiting pool threads win on an idle machine and lose when the cores are
@@ -128,22 +155,47 @@ class OnnxBackend:
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.batch_size = batch_size
+        self._tokenizers = ThreadTokenizers(tokenizer)
+        self._pool: ThreadPoolExecutor | None = None
 
     @classmethod
     def from_bundle(
-        cls, bundle_dir: Path, max_length: int, batch_size: int, threads: int, spin_wait: bool = True
+        cls, bundle_dir: Path, max_length: int, batch_size: int, threads: int, spin_wait: bool = True,
+        streams: int = 1,
     ) -> "OnnxBackend":
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(bundle_dir / MODEL_DIR, local_files_only=True)
-        return cls(bundle_dir / ONNX_FILE, tokenizer, max_length, batch_size, threads, spin_wait)
+        return cls(bundle_dir / ONNX_FILE, tokenizer, max_length, batch_size, threads, spin_wait, streams)
 
-    def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
-        def forward(enc: Any) -> np.ndarray:
-            feeds = {k: v.astype(np.int64) for k, v in enc.items() if k in self.input_names}
-            return self.session.run(None, feeds)[0]
+    def _forward(self, enc: Any) -> np.ndarray:
+        feeds = {k: v.astype(np.int64) for k, v in enc.items() if k in self.input_names}
+        return self.session.run(None, feeds)[0]
 
-        return _logits_in_batches(texts, self.tokenizer, self.max_length, self.batch_size, "np", forward)
+    def predict_logits(self, texts: Sequence[str], parallel: bool = True) -> np.ndarray:
+        """`parallel` False keeps the call on one stream (callers that run several calls
+        at once, like the service's workers)."""
+        if not parallel or self.streams == 1 or len(texts) < 2:
+            return _logits_in_batches(
+                texts, self._tokenizers.get(), self.max_length, self.batch_size, "np", self._forward
+            )
+        # Enough batches to keep every stream busy, none above batch_size.
+        size = min(self.batch_size, -(-len(texts) // self.streams))
+        groups = _batches_by_length(texts, size)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.streams, thread_name_prefix="onnx-stream")
+
+        def run(idx: list[int]) -> np.ndarray:
+            return _logits_in_batches(
+                [texts[i] for i in idx], self._tokenizers.get(), self.max_length, len(idx), "np", self._forward
+            )
+
+        out: np.ndarray | None = None
+        for idx, logits in zip(groups, self._pool.map(run, groups)):
+            if out is None:
+                out = np.zeros((len(texts), logits.shape[1]), dtype=np.float32)
+            out[idx] = logits
+        return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
 @dataclass
@@ -166,10 +218,10 @@ class Bundle:
     def thresholds(self) -> dict[str, float]:
         return {k: float(v) for k, v in self.meta["thresholds"].items()}
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+    def predict_proba(self, texts: Sequence[str], parallel: bool = True) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return sigmoid(self.backend.predict_logits(list(texts)))
+        return sigmoid(self.backend.predict_logits(list(texts), parallel=parallel))
 
     def decide(self, probs: np.ndarray) -> list[Prediction]:
         """Probabilities -> labels through the bundle's per-label thresholds."""
@@ -182,8 +234,8 @@ class Bundle:
             for row in probs
         ]
 
-    def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        return self.decide(self.predict_proba(texts))
+    def predict(self, texts: Sequence[str], parallel: bool = True) -> list[Prediction]:
+        return self.decide(self.predict_proba(texts, parallel=parallel))
 
 
 # ---------------------------------------------------------------- manifest
@@ -311,6 +363,7 @@ def load_bundle(
     threads: int | None = None,
     batch_size: int | None = None,
     spin_wait: bool = True,
+    streams: int | None = None,
 ) -> Bundle:
     """Verify and load a bundle. `backend` None -> the bundle's default (int8 ONNX when it
     passed the agreement check at training time, else torch). `spin_wait` False stops
@@ -335,7 +388,9 @@ def load_bundle(
         threads=threads or inference.threads,
     )
     if name == "onnx":
-        impl: Backend = OnnxBackend.from_bundle(root, **kwargs, spin_wait=spin_wait)
+        impl: Backend = OnnxBackend.from_bundle(
+            root, **kwargs, spin_wait=spin_wait, streams=streams or inference.streams
+        )
     elif name == "torch":
         impl = TorchBackend(root / MODEL_DIR, **kwargs)
     else:

@@ -22,7 +22,7 @@ from training.annotations import Annotation
 from training.base_model import base_model_dir
 from training.crossval import FitPredict, run_cv
 from training.data import grouped_folds, split_holdout
-from training.finetune import fine_tune, predict_proba
+from training.finetune import fit_recipe, predict_proba
 from training.settings import Settings
 
 SHIPPED = "finetune"
@@ -42,7 +42,7 @@ def _finetune(overrides: dict[str, Any] | None = None, seeds: int = 1) -> Callab
         def fit_predict(tr: list[str], y: np.ndarray, va: list[str], fold: int) -> np.ndarray:
             runs = []
             for s in range(seeds):
-                model, tok = fine_tune(tr, y, tuned, seed=tuned.training.seed + fold + 1000 * s)
+                model, tok = fit_recipe(tr, y, tuned, seed=tuned.training.seed + fold + 1000 * s)
                 runs.append(predict_proba(model, tok, va, tuned.base_model.max_length))
             return np.mean(runs, axis=0)
 
@@ -131,6 +131,9 @@ VARIANTS: dict[str, Variant] = {
         Variant("finetune_lr5e-5", "as shipped but learning rate 5e-5", _finetune({"learning_rate": 5e-5})),
         Variant("finetune_cls_lr5e-5", "stock [CLS]-pooler head, lr 5e-5", _finetune({"pooling": "cls", "learning_rate": 5e-5})),
         Variant("finetune_unweighted_lr5e-5", "plain BCE (no pos_weight), lr 5e-5", _finetune({"pos_weight_max": 1.0, "learning_rate": 5e-5})),
+        Variant("layers4", "as shipped, first 4 of 6 encoder layers (1.5x faster inference)", _finetune({"encoder_layers": 4})),
+        Variant("layers3", "as shipped, first 3 of 6 encoder layers (2x faster inference)", _finetune({"encoder_layers": 3})),
+        Variant("distill3", "3-layer student (teacher's first layers) distilled from the shipped 6-layer model", _finetune({"distill_layers": 3})),
         Variant("ensemble2", "mean of 2 fine-tuned seeds (2x train and inference cost)", _finetune(seeds=2)),
         Variant("embed_logreg", "frozen MiniLM mean-pooled embeddings + logistic regression", lambda s: _embed_logreg(s)),
         Variant("setfit", "SetFit: contrastive pair tuning of the encoder + logistic regression head", _setfit()),

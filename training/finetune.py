@@ -43,6 +43,7 @@ class _Encoded(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         item = {k: v[i] for k, v in self.encodings.items()}
+        # labels = gold targets, then (distillation) the teacher's probabilities
         item["labels"] = self.targets[i].astype(np.float32)
         return item
 
@@ -50,16 +51,20 @@ class _Encoded(torch.utils.data.Dataset):
 class WeightedBCETrainer(Trainer):
     """Trainer whose loss weights positive examples of rare labels up."""
 
-    def __init__(self, *args: Any, pos_weight: torch.Tensor, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, pos_weight: torch.Tensor, distill_weight: float = 0.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.pos_weight = pos_weight
+        self.distill_weight = distill_weight
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # type: ignore[override]
-        targets = inputs.pop("labels")
+        targets = inputs.pop("labels").float()
         outputs = model(**inputs)
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(
-            outputs.logits.float(), targets.float(), pos_weight=self.pos_weight
-        )
+        logits = outputs.logits.float()
+        n = logits.shape[1]
+        bce = torch.nn.functional.binary_cross_entropy_with_logits
+        loss = bce(logits, targets[:, :n], pos_weight=self.pos_weight)
+        if self.distill_weight > 0:  # soft targets: the teacher's probabilities
+            loss = (1 - self.distill_weight) * loss + self.distill_weight * bce(logits, targets[:, n:])
         return (loss, outputs) if return_outputs else loss
 
 
@@ -79,8 +84,13 @@ def fine_tune(
     settings: Settings,
     seed: int | None = None,
     progress: bool = True,
+    teacher_probs: np.ndarray | None = None,
+    distill_weight: float = 0.5,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """A model fine-tuned on (texts, multi-hot targets), in eval mode, fp32 weights."""
+    """A model fine-tuned on (texts, multi-hot targets), in eval mode, fp32 weights.
+
+    With `teacher_probs` the loss mixes in BCE against a teacher's probabilities
+    (knowledge distillation, weight `distill_weight`)."""
     cfg = settings.training
     seed = cfg.seed if seed is None else seed
     torch.set_num_threads(cfg.threads)
@@ -95,6 +105,7 @@ def fine_tune(
         problem_type="multi_label_classification",
         id2label=dict(enumerate(labels)),
         label2id={name: i for i, name in enumerate(labels)},
+        **({"num_hidden_layers": cfg.encoder_layers} if cfg.encoder_layers else {}),
     )
     model = classifier_class(cfg.pooling).from_pretrained(base, config=config, local_files_only=True)
     enc = tokenizer(list(texts), truncation=True, max_length=settings.base_model.max_length)
@@ -121,10 +132,11 @@ def fine_tune(
         trainer = WeightedBCETrainer(
             model=model,
             args=args,
-            train_dataset=_Encoded(dict(enc), targets),
+            train_dataset=_Encoded(dict(enc), targets if teacher_probs is None else np.hstack([targets, teacher_probs])),
             data_collator=DataCollatorWithPadding(tokenizer),
             processing_class=tokenizer,
             pos_weight=pos_weights(targets, cfg.pos_weight_max),
+            distill_weight=0.0 if teacher_probs is None else distill_weight,
         )
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries the CLI's JSON result
             trainer.train()
@@ -132,6 +144,30 @@ def fine_tune(
     # exports to ONNX and predicts in plain fp32.
     model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
     return model.float().eval(), tokenizer
+
+
+def fit_recipe(
+    texts: Sequence[str], targets: np.ndarray, settings: Settings, seed: int | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The configured recipe: a plain fine-tune, or with `training.distill_layers` set, a
+    full-depth teacher fine-tuned first and a student made of the teacher's first N
+    layers (and head) fine-tuned on gold labels + the teacher's probabilities. The
+    student is what ships: ~6/N times faster to score (grouped CV measures the cost)."""
+    cfg = settings.training
+    if cfg.distill_layers is None:
+        return fine_tune(texts, targets, settings, seed=seed)
+    teacher, tokenizer = fine_tune(texts, targets, settings.with_overrides(training={"encoder_layers": None}), seed=seed)
+    soft = predict_proba(teacher, tokenizer, texts, settings.base_model.max_length)
+    with tempfile.TemporaryDirectory(prefix="stance-teacher-") as tmp:
+        teacher.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        student_settings = settings.with_overrides(
+            base_model={"path": tmp}, training={"encoder_layers": cfg.distill_layers}
+        )
+        student, _ = fine_tune(
+            texts, targets, student_settings, seed=seed, teacher_probs=soft, distill_weight=cfg.distill_weight
+        )
+    return student, tokenizer
 
 
 @torch.inference_mode()

@@ -46,6 +46,12 @@ class SegmentationSettings(_Section):
 class TrainingSettings(_Section):
     seed: int = 13
     pooling: Literal["mean", "cls"] = "mean"
+    # Keep only the first N transformer layers of the base encoder (None = all). Inference
+    # cost is nearly proportional to depth; the quality cost is measured in grouped CV.
+    encoder_layers: int | None = Field(None, ge=1)
+    # Knowledge distillation: ship a student of the teacher's first N layers (None = off).
+    distill_layers: int | None = Field(None, ge=1)
+    distill_weight: float = Field(0.5, ge=0, le=1)  # share of the loss on teacher probabilities
     n_folds: int = Field(5, ge=2)
     epochs: float = Field(8, gt=0)
     batch_size: int = Field(16, ge=1)
@@ -75,6 +81,9 @@ class InferenceSettings(_Section):
     backend: Literal["onnx", "torch"] = "onnx"
     batch_size: int = Field(32, ge=1)
     threads: int = Field(2, ge=1)
+    # Batches scored at once, each with threads // streams threads: the batches of one call
+    # (ONNX, offline scoring) or the service's micro-batches (service.scoring.Scorer).
+    streams: int = Field(2, ge=1)
     int8_min_agreement: float = Field(0.99, ge=0, le=1)
     int8_max_macro_f1_drop: float = Field(0.01, ge=0)
 

@@ -29,7 +29,7 @@ from training.bundle import ONNX_FILE, OnnxBackend, save_bundle, sigmoid
 from training.card import model_card, pr_plots
 from training.crossval import run_cv
 from training.data import grouped_folds, split_holdout, texts_and_targets
-from training.finetune import fine_tune, predict_proba
+from training.finetune import fit_recipe, predict_proba
 from training.metrics import apply_thresholds, choose_thresholds, full_metrics, point_metrics
 from training.onnx_export import export_int8
 from training.registry import Registry
@@ -49,7 +49,7 @@ def _log(message: str) -> None:
 
 def transformer_fit_predict(settings: Settings):
     def fit_predict(tr: list[str], y: np.ndarray, va: list[str], fold: int) -> np.ndarray:
-        model, tok = fine_tune(tr, y, settings, seed=settings.training.seed + fold)
+        model, tok = fit_recipe(tr, y, settings, seed=settings.training.seed + fold)
         return predict_proba(model, tok, va, settings.base_model.max_length)
 
     return fit_predict
@@ -134,7 +134,7 @@ def train_bundle(
     thresholds = choose_thresholds(targets, cv_tf.probs, labels, settings.thresholds)
 
     _log(f"final model on all {len(train)} training statements")
-    model, tokenizer = fine_tune(texts, targets, settings)
+    model, tokenizer = fit_recipe(texts, targets, settings)
     t_final = time.perf_counter()
 
     holdout: dict[str, Any] = {}
