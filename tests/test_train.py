@@ -160,3 +160,23 @@ def test_cli_input_errors_are_clear(tmp_path):
     assert unknown.returncode == 2 and "unknown variant(s) ['magic']" in unknown.stderr
     for done in (missing, unknown):
         assert "Traceback" not in done.stderr
+
+
+def test_experiment_reports_grow_one_run_at_a_time(tmp_path):
+    from training.experiments import SHIPPED, write_report
+
+    def row(name, f1):
+        return {"name": name, "description": name, "seconds": 1.0,
+                "metrics": {"macro_f1": f1, "macro_f1_ci": [f1 - 0.05, f1 + 0.05], "micro_f1": f1, "micro_f1_ci": [0, 1]}}
+
+    def run(*rows, n=100):
+        return {"created": "now", "command": "stance experiments", "n_folds": 5, "n_statements": n, "variants": list(rows)}
+
+    path = tmp_path / "experiments.json"
+    write_report(run(row(SHIPPED, 0.70), row("a", 0.60)), path)
+    merged = write_report(run(row("a", 0.65), row("b", 0.69)), path)  # re-runs a, adds b
+    assert [(r["name"], r["metrics"]["macro_f1"]) for r in merged["variants"]] == [(SHIPPED, 0.70), ("a", 0.65), ("b", 0.69)]
+    assert [r["kept"] for r in merged["variants"]] == [True, False, False]
+    assert "`b` -0.010" in merged["conclusion"] and "inside" in merged["conclusion"]
+    other_data = write_report(run(row("c", 0.5), n=101), path)  # other data: nothing to compare with
+    assert [r["name"] for r in other_data["variants"]] == ["c"]

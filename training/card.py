@@ -67,8 +67,8 @@ def _experiments_table(root: Path) -> str:
             f"{r['metrics']['micro_f1']:.3f} | {'yes' if r.get('kept') else 'no'} |"
         )
     return (
-        f"Grouped {report['n_folds']}-fold CV on the same folds, `{report['command']}` "
-        f"({report['created']}).\n\n" + "\n".join(rows) + "\n\n" + report.get("conclusion", "") + "\n\n"
+        f"Grouped {report['n_folds']}-fold CV on the same folds (`stance experiments`; each "
+        f"row's exact command and date are in `{EXPERIMENTS_REPORT}`).\n\n" + "\n".join(rows) + "\n\n" + report.get("conclusion", "") + "\n\n"
         + report.get("note", "") + "\n"
     )
 

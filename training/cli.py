@@ -126,7 +126,7 @@ def experiments(
     """Compare training ideas in grouped CV on the same folds; the model card shows the table."""
     import sys
 
-    from training.experiments import VARIANTS, conclude, run_experiments, write_report
+    from training.experiments import VARIANTS, run_experiments, write_report
     from training.train import load_training_data
 
     settings = _settings(config)
@@ -136,9 +136,8 @@ def experiments(
         _fail(f"unknown variant(s) {unknown}; choose from {sorted(VARIANTS)}", 2)
     annotations, _ = load_training_data(settings)
     command = "stance experiments " + " ".join(sys.argv[2:])
-    report = conclude(run_experiments(settings, annotations, names, command.strip()))
-    write_report(report, output)
-    for row in report["variants"]:
+    report = write_report(run_experiments(settings, annotations, names, command.strip()), output)
+    for row in (r for r in report["variants"] if r["name"] in names):
         m = row["metrics"]
         typer.echo(f"{row['name']:<22} macro-F1 {m['macro_f1']:.3f} [{m['macro_f1_ci'][0]:.3f}, {m['macro_f1_ci'][1]:.3f}]  micro-F1 {m['micro_f1']:.3f}  {row['seconds']:.0f}s")
     typer.echo(report["conclusion"])

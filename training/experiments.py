@@ -157,6 +157,8 @@ def run_experiments(
             "metrics": {k: outcome.metrics[k] for k in ("macro_f1", "macro_f1_ci", "micro_f1", "micro_f1_ci")},
             "per_label_f1": {k: v["f1"] for k, v in outcome.metrics["per_label"].items()},
             "seconds": round(time.perf_counter() - t0, 1),
+            "command": command,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         })
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -167,9 +169,25 @@ def run_experiments(
     }
 
 
-def write_report(report: dict[str, Any], path: Path) -> None:
+def merge_reports(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """Rows of `new`, plus the rows of `old` it did not re-run, when both were measured on
+    the same data and folds: the report grows one `stance experiments` run at a time."""
+    if not old or (old.get("n_statements"), old.get("n_folds")) != (new["n_statements"], new["n_folds"]):
+        return new
+    fresh = {r["name"] for r in new["variants"]}
+    kept = [{"command": old.get("command"), "created": old.get("created"), **r}
+            for r in old["variants"] if r["name"] not in fresh]
+    merged = {**old, **new, "variants": kept + new["variants"]}
+    return merged
+
+
+def write_report(report: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Merge into the report at `path` (see merge_reports), conclude, write; returns it."""
+    old = json.loads(path.read_text()) if path.is_file() else None
+    report = conclude(merge_reports(old, report))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
+    return report
 
 
 def conclude(report: dict[str, Any]) -> dict[str, Any]:
