@@ -55,7 +55,6 @@ def create_app(settings: Settings | None = None, model_version: str | None = Non
         max_batch=settings.service.microbatch_max_size,
         max_wait_ms=settings.service.microbatch_max_wait_ms,
         metrics=ScoringMetrics(registry, settings.service.microbatch_max_size),
-        workers=settings.inference.streams,
     )
 
     @asynccontextmanager

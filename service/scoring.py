@@ -21,7 +21,6 @@ import logging
 import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -147,12 +146,11 @@ def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | No
 
 
 class Scorer:
-    """Micro-batching front of a bundle; hot-swappable.
+    """Micro-batching front of a bundle; one inference thread; hot-swappable.
 
-    One collector thread forms micro-batches; up to `workers` of them are scored at once,
-    each on its own thread (give the bundle `threads // workers` threads per call). While
-    every worker is busy, requests queue up and the next batch grows, so under load the
-    cores never wait for the event loop nor the event loop for one long model call."""
+    The bundle splits each micro-batch over its streams (`inference.streams`). Tried and
+    measured slower on 2 cores (`stance bench`): several micro-batches in flight on
+    separate worker threads (smaller batches, more GIL and core contention)."""
 
     _STOP = None
 
@@ -162,20 +160,15 @@ class Scorer:
         max_wait_ms: float,
         metrics: ScoringMetrics | None = None,
         bundle: Bundle | None = None,
-        workers: int = 1,
     ) -> None:
         self._bundle = bundle
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
         self.metrics = metrics
         self.stats = ScorerStats()
-        self.workers = workers
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._swap_lock = threading.Lock()
-        self._stats_lock = threading.Lock()
-        self._free = threading.Semaphore(workers)
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="stance-inference")
-        self._thread = threading.Thread(target=self._run, name="stance-batcher", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="stance-inference", daemon=True)
         if metrics and bundle:
             metrics.set_model(bundle)
 
@@ -186,11 +179,10 @@ class Scorer:
             self._thread.start()
 
     def close(self) -> None:
-        """Stop after the jobs already queued."""
+        """Stop the inference thread after the jobs already queued."""
         if self._thread.is_alive():
             self._queue.put(self._STOP)
             self._thread.join()
-        self._pool.shutdown(wait=True)
 
     @property
     def ready(self) -> bool:
@@ -246,11 +238,11 @@ class Scorer:
 
     # -- the inference thread
 
-    def _collect(self, first: _Job, wait: bool = True) -> tuple[list[_Job], _Job | None, bool]:
+    def _collect(self, first: _Job) -> tuple[list[_Job], _Job | None, bool]:
         """Merge queued jobs of the same bundle into one batch, waiting at most max_wait
         for company. Returns (batch, a job held over for the next batch, stop requested)."""
         batch, size = [first], len(first.texts)
-        deadline = time.monotonic() + (self.max_wait if wait else 0.0)
+        deadline = time.monotonic() + self.max_wait
         while size < self.max_batch:
             remaining = deadline - time.monotonic()
             try:
@@ -272,39 +264,25 @@ class Scorer:
             job = held if held is not None else self._queue.get()
             if job is self._STOP:
                 break
-            # Wait for a free worker before closing the batch. If that took a while, the
-            # queue has had its chance to fill: take what is there without waiting more.
-            busy = not self._free.acquire(blocking=False)
-            if busy:
-                self._free.acquire()
-            batch, held, stop = self._collect(job, wait=not busy)
-            self._pool.submit(self._infer, batch)
+            batch, held, stop = self._collect(job)
+            self._infer(batch)
         if held is not None:
-            self._free.acquire()
-            self._pool.submit(self._infer, [held])
+            self._infer([held])
 
     def _infer(self, batch: list[_Job]) -> None:
-        try:
-            self._score(batch)
-        finally:
-            self._free.release()
-
-    def _score(self, batch: list[_Job]) -> None:
         bundle = batch[0].bundle
         texts = [t for job in batch for t in job.texts]
         started = time.perf_counter()
         try:
-            # With several workers each call keeps to one stream: the workers are the parallelism.
-            preds = bundle.predict(texts, parallel=self.workers == 1)
+            preds = bundle.predict(texts)
             error: BaseException | None = None
-        except Exception as exc:  # reported to the waiting requests, the worker lives on
+        except Exception as exc:  # reported to the waiting requests, the thread lives on
             log.exception("inference failed on a batch of %d", len(texts))
             preds, error = [], exc
         elapsed = time.perf_counter() - started
-        with self._stats_lock:
-            self.stats.batches += 1
-            self.stats.statements += len(texts)
-            self.stats.batch_sizes[len(texts)] += 1
+        self.stats.batches += 1
+        self.stats.statements += len(texts)
+        self.stats.batch_sizes[len(texts)] += 1
         if self.metrics:
             self.metrics.batch_size.observe(len(texts))
             self.metrics.statements.inc(len(texts))

@@ -66,35 +66,6 @@ def test_concurrent_requests_are_merged_and_results_match(torch_bundles) -> None
         assert got.scores == pytest.approx(want.scores, abs=1e-5)
 
 
-def test_workers_score_micro_batches_at_once_with_unchanged_results(torch_bundles, monkeypatch) -> None:
-    bundle = torch_bundles[TINY_A]
-    real, calls = bundle.backend.predict_logits, []
-    barrier = threading.Barrier(2, timeout=10)
-
-    def gated(texts, parallel=True):
-        calls.append(parallel)
-        if len(calls) <= 2:  # the first two micro-batches must be in flight together
-            barrier.wait()
-        return real(texts, parallel=parallel)
-
-    monkeypatch.setattr(bundle.backend, "predict_logits", gated)
-    scorer = Scorer(max_batch=4, max_wait_ms=0, bundle=bundle, workers=2)
-    scorer.start()
-    try:
-        async def go():
-            return await asyncio.gather(*(scorer.score([t]) for t in TEXTS))
-
-        results = _run(go())
-    finally:
-        scorer.close()
-    assert len(calls) >= 2 and not any(calls)  # each worker's call keeps to one stream
-    assert scorer.stats.statements == len(TEXTS) and max(scorer.stats.batch_sizes) <= 4
-    unbatched = [bundle.decide(1 / (1 + np.exp(-real([t]))))[0] for t in TEXTS]
-    for (got,), want in zip(results, unbatched, strict=True):
-        assert got.labels == want.labels
-        assert got.scores == pytest.approx(want.scores, abs=1e-5)
-
-
 def test_large_request_is_split_into_micro_batches(torch_bundles) -> None:
     scorer = Scorer(max_batch=8, max_wait_ms=0, bundle=torch_bundles[TINY_A])
     scorer.start()

@@ -55,7 +55,7 @@ class Prediction:
 
 
 class Backend(Protocol):
-    def predict_logits(self, texts: Sequence[str], parallel: bool = True) -> np.ndarray: ...
+    def predict_logits(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -87,7 +87,7 @@ def _logits_in_batches(
 
 class ThreadTokenizers:
     """One copy of the tokenizer per thread: HF fast tokenizers must not be shared between
-    threads, and batches are scored on several at once (streams, service workers)."""
+    threads, and the batches of one call are scored on several at once (streams)."""
 
     def __init__(self, tokenizer: Any) -> None:
         self.base = tokenizer
@@ -117,7 +117,7 @@ class TorchBackend:
         self.max_length = max_length
         self.batch_size = batch_size
 
-    def predict_logits(self, texts: Sequence[str], parallel: bool = True) -> np.ndarray:
+    def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
         with self._torch.inference_mode():
             return _logits_in_batches(
                 texts, self._tokenizers.get(), self.max_length, self.batch_size, "pt",
@@ -172,10 +172,8 @@ class OnnxBackend:
         feeds = {k: v.astype(np.int64) for k, v in enc.items() if k in self.input_names}
         return self.session.run(None, feeds)[0]
 
-    def predict_logits(self, texts: Sequence[str], parallel: bool = True) -> np.ndarray:
-        """`parallel` False keeps the call on one stream (callers that run several calls
-        at once, like the service's workers)."""
-        if not parallel or self.streams == 1 or len(texts) < 2:
+    def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
+        if self.streams == 1 or len(texts) < 2:
             return _logits_in_batches(
                 texts, self._tokenizers.get(), self.max_length, self.batch_size, "np", self._forward
             )
@@ -218,10 +216,10 @@ class Bundle:
     def thresholds(self) -> dict[str, float]:
         return {k: float(v) for k, v in self.meta["thresholds"].items()}
 
-    def predict_proba(self, texts: Sequence[str], parallel: bool = True) -> np.ndarray:
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return sigmoid(self.backend.predict_logits(list(texts), parallel=parallel))
+        return sigmoid(self.backend.predict_logits(list(texts)))
 
     def decide(self, probs: np.ndarray) -> list[Prediction]:
         """Probabilities -> labels through the bundle's per-label thresholds."""
@@ -234,8 +232,8 @@ class Bundle:
             for row in probs
         ]
 
-    def predict(self, texts: Sequence[str], parallel: bool = True) -> list[Prediction]:
-        return self.decide(self.predict_proba(texts, parallel=parallel))
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        return self.decide(self.predict_proba(texts))
 
 
 # ---------------------------------------------------------------- manifest

@@ -81,8 +81,8 @@ class InferenceSettings(_Section):
     backend: Literal["onnx", "torch"] = "onnx"
     batch_size: int = Field(32, ge=1)
     threads: int = Field(2, ge=1)
-    # Batches scored at once, each with threads // streams threads: the batches of one call
-    # (ONNX, offline scoring) or the service's micro-batches (service.scoring.Scorer).
+    # ONNX: batches scored at once, each with threads // streams threads (OnnxBackend);
+    # the service's micro-batches are split over the streams too.
     streams: int = Field(2, ge=1)
     int8_min_agreement: float = Field(0.99, ge=0, le=1)
     int8_max_macro_f1_drop: float = Field(0.01, ge=0)
