@@ -54,7 +54,8 @@ def create_app(settings: Settings | None = None, model_version: str | None = Non
     scorer = Scorer(
         max_batch=settings.service.microbatch_max_size,
         max_wait_ms=settings.service.microbatch_max_wait_ms,
-        metrics=ScoringMetrics(registry, settings.service.microbatch_max_size),
+        metrics=ScoringMetrics(registry, settings.service.max_call_size),
+        max_call=settings.service.max_call_size,
     )
 
     @asynccontextmanager

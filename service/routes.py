@@ -152,7 +152,7 @@ async def score_feed(
         spool.close()
         raise
     stream = pipeline.stream_feed(
-        scorer, articles, settings.segmentation, settings.service.microbatch_max_size
+        scorer, articles, settings.segmentation, settings.service.max_call_size
     )
     return StreamingResponse(
         stream, media_type="application/x-ndjson", background=BackgroundTask(spool.close)

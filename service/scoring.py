@@ -160,9 +160,11 @@ class Scorer:
         max_wait_ms: float,
         metrics: ScoringMetrics | None = None,
         bundle: Bundle | None = None,
+        max_call: int | None = None,
     ) -> None:
         self._bundle = bundle
-        self.max_batch = max_batch
+        self.max_batch = max_batch  # small requests are merged up to this many statements
+        self.max_call = max(max_call or max_batch, max_batch)  # a large request is cut into calls of this size
         self.max_wait = max_wait_ms / 1000.0
         self.metrics = metrics
         self.stats = ScorerStats()
@@ -227,9 +229,9 @@ class Scorer:
             return [], bundle.version
         loop = asyncio.get_running_loop()
         futures = []
-        for start in range(0, len(texts), self.max_batch):
+        for start in range(0, len(texts), self.max_call):
             future: asyncio.Future[list[Prediction]] = loop.create_future()
-            self._queue.put(_Job(bundle, list(texts[start : start + self.max_batch]), future, loop))
+            self._queue.put(_Job(bundle, list(texts[start : start + self.max_call]), future, loop))
             futures.append(future)
         if len(futures) == 1:
             return await futures[0], bundle.version

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -76,6 +77,26 @@ def test_large_request_is_split_into_micro_batches(torch_bundles) -> None:
     assert version == TINY_A and len(preds) == len(TEXTS) and max(scorer.stats.batch_sizes) <= 8
     expected = torch_bundles[TINY_A].predict(TEXTS)
     assert [p.labels for p in preds] == [p.labels for p in expected]
+
+
+def test_small_requests_merge_up_to_max_batch_large_ones_use_max_call(torch_bundles) -> None:
+    scorer = Scorer(max_batch=4, max_wait_ms=50, bundle=torch_bundles[TINY_A], max_call=16)
+    scorer.start()
+    try:
+        async def go():
+            singles = await asyncio.gather(*(scorer.score([t]) for t in TEXTS[:12]))
+            merged = dict(scorer.stats.batch_sizes)
+            return singles, merged, await scorer.score(TEXTS)
+
+        singles, merged, big = _run(go())
+    finally:
+        scorer.close()
+    assert max(merged) == 4 and sum(k * v for k, v in merged.items()) == 12  # merged, up to max_batch
+    later = scorer.stats.batch_sizes - Counter(merged)
+    assert later == Counter({16: 2, 8: 1})  # 40 statements in one request: 16 + 16 + 8
+    expected = torch_bundles[TINY_A].predict(TEXTS)
+    assert [p.labels for p in big] == [p.labels for p in expected]
+    assert [p.labels for (p,) in singles] == [p.labels for p in expected[:12]]
 
 
 def test_not_ready_without_a_bundle() -> None:

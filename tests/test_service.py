@@ -171,4 +171,5 @@ def test_served_onnx_session_does_not_spin(client: TestClient) -> None:
     """service.spin_wait false (default): the served ONNX session has busy-waiting off."""
     opts = client.app.state.scorer.bundle.backend.session.get_session_options()
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
-    assert opts.intra_op_num_threads == client.app.state.settings.inference.threads
+    inference = client.app.state.settings.inference
+    assert opts.intra_op_num_threads == inference.threads // inference.streams
