@@ -65,7 +65,7 @@ def bench_offline(bundle_path: Path, texts: list[str], settings: Settings) -> di
 
     inference = settings.inference
     bundle = open_bundle(bundle_path, settings)  # as the service and `stance score` load it
-    window = inference.batch_size * 8
+    window = inference.window  # as `stance score` does
     list(score_batches(bundle, texts[:window], window))  # warm-up
     ours = []
     for _ in range(OFFLINE_REPEATS):
@@ -104,7 +104,9 @@ def bench_offline(bundle_path: Path, texts: list[str], settings: Settings) -> di
             "statements_per_s": project_rate,
             "backend": bundle.backend_name,
             "batch_size": inference.batch_size,
+            "window": inference.window,
             "threads": inference.threads,
+            "streams": inference.streams,
             "spin_wait": settings.service.spin_wait,
         },
         "naive_pipeline": {
@@ -308,6 +310,8 @@ def bench_http(
             result["peak_rss_mb"] = _peak_rss_mb(proc.pid, peak)
             result["service"] = {
                 "microbatch_max_size": settings.service.microbatch_max_size,
+                "max_call_size": settings.service.max_call_size,
+                "inference_streams": settings.inference.streams,
                 "microbatch_max_wait_ms": settings.service.microbatch_max_wait_ms,
                 "inference_threads": settings.inference.threads,
             }

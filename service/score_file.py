@@ -29,9 +29,6 @@ from training.settings import Settings
 InputFormat = Literal["auto", "jsonl", "rss", "atom", "text", "dir"]
 _SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".xml": "rss", ".rss": "rss",
              ".atom": "atom", ".txt": "text"}
-# Statements handed to the bundle at once: it sorts them by length and cuts batches of
-# inference.batch_size, so a wider window pads less. Memory stays bounded by this.
-WINDOW_BATCHES = 8
 PROGRESS_DELAY_S = 1.0  # the bar appears only on inputs that take longer than this
 
 
@@ -80,9 +77,8 @@ def _statement_rows(fh: IO[bytes], outcome: Outcome, bar: tqdm) -> Iterator[dict
         yield {"id": obj["id"], "text": text} if "id" in obj else {"text": text}
 
 
-def score_statements(path: Path, out: IO[str], bundle: Bundle, batch_size: int) -> Outcome:
+def score_statements(path: Path, out: IO[str], bundle: Bundle, window: int) -> Outcome:
     outcome = Outcome()
-    window = batch_size * WINDOW_BATCHES
     with path.open("rb") as fh, _bar(path.stat().st_size) as bar:
         rows = _statement_rows(fh, outcome, bar)
         while chunk := list(itertools.islice(rows, window)):
@@ -119,7 +115,7 @@ def score_articles(
     outcome = Outcome()
     splitter = splitter_for(bundle)
     articles = _articles(path, fmt, outcome)
-    window = settings.inference.batch_size * WINDOW_BATCHES
+    window = settings.inference.window
     with _bar(None, unit="article") as bar:
         while chunk := take_chunk(articles, settings.segmentation, splitter, window):
             texts = [u.text for _, p in chunk if p for u in p.units]
@@ -156,6 +152,6 @@ def score_file(
     chosen = resolve_format(path, fmt)
     with output.open("w", encoding="utf-8") as out:
         if chosen == "jsonl":
-            return score_statements(path, out, bundle, settings.inference.batch_size)
+            return score_statements(path, out, bundle, settings.inference.window)
         return score_articles(path, chosen, out, bundle, settings)
 

@@ -180,3 +180,22 @@ def test_experiment_reports_grow_one_run_at_a_time(tmp_path):
     assert "`b` -0.010" in merged["conclusion"] and "inside" in merged["conclusion"]
     other_data = write_report(run(row("c", 0.5), n=101), path)  # other data: nothing to compare with
     assert [r["name"] for r in other_data["variants"]] == ["c"]
+
+
+def test_students_keep_the_chosen_teacher_layers(tmp_path):
+    import torch
+
+    from training.finetune import _keep_encoder_layers, student_layers
+    from training.modeling import MeanPoolBertForSequenceClassification, classifier_config
+
+    assert student_layers(6, 3, "first") == [0, 1, 2]
+    assert student_layers(6, 3, "spread") == [0, 2, 5]  # the last layer feeds the head
+    assert student_layers(6, 2, "spread") == [0, 5] and student_layers(2, 4, "spread") == [0, 1]
+    base = make_tiny_base_model(tmp_path / "base", layers=3)
+    model = MeanPoolBertForSequenceClassification.from_pretrained(base, config=classifier_config(base, "mean", num_labels=4))
+    before = [layer.state_dict() for layer in model.bert.encoder.layer]
+    _keep_encoder_layers(model, [0, 2])
+    assert model.config.num_hidden_layers == 2 == len(model.bert.encoder.layer)
+    for kept, original in zip(model.bert.encoder.layer, (before[0], before[2])):
+        assert all(torch.equal(kept.state_dict()[k], v) for k, v in original.items())
+    assert model(input_ids=torch.tensor([[101, 2000, 102]])).logits.shape == (1, 4)

@@ -134,6 +134,8 @@ VARIANTS: dict[str, Variant] = {
         Variant("layers4", "as shipped, first 4 of 6 encoder layers (1.5x faster inference)", _finetune({"encoder_layers": 4})),
         Variant("layers3", "as shipped, first 3 of 6 encoder layers (2x faster inference)", _finetune({"encoder_layers": 3})),
         Variant("distill3", "3-layer student (teacher's first layers) distilled from the shipped 6-layer model", _finetune({"distill_layers": 3})),
+        Variant("distill3_spread", "as distill3, the student keeps teacher layers 0, 2, 5", _finetune({"distill_layers": 3, "distill_pick": "spread"})),
+        Variant("distill3_w0.8", "as distill3, loss 0.8 on teacher probabilities, 0.2 on gold", _finetune({"distill_layers": 3, "distill_weight": 0.8})),
         Variant("ensemble2", "mean of 2 fine-tuned seeds (2x train and inference cost)", _finetune(seeds=2)),
         Variant("embed_logreg", "frozen MiniLM mean-pooled embeddings + logistic regression", lambda s: _embed_logreg(s)),
         Variant("setfit", "SetFit: contrastive pair tuning of the encoder + logistic regression head", _setfit()),

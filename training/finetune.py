@@ -86,11 +86,13 @@ def fine_tune(
     progress: bool = True,
     teacher_probs: np.ndarray | None = None,
     distill_weight: float = 0.5,
+    keep_layers: Sequence[int] | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A model fine-tuned on (texts, multi-hot targets), in eval mode, fp32 weights.
 
     With `teacher_probs` the loss mixes in BCE against a teacher's probabilities
-    (knowledge distillation, weight `distill_weight`)."""
+    (knowledge distillation, weight `distill_weight`). `keep_layers` (default: the first
+    `training.encoder_layers`, or all) picks the base encoder's layers to keep, in order."""
     cfg = settings.training
     seed = cfg.seed if seed is None else seed
     torch.set_num_threads(cfg.threads)
@@ -105,9 +107,12 @@ def fine_tune(
         problem_type="multi_label_classification",
         id2label=dict(enumerate(labels)),
         label2id={name: i for i, name in enumerate(labels)},
-        **({"num_hidden_layers": cfg.encoder_layers} if cfg.encoder_layers else {}),
     )
     model = classifier_class(cfg.pooling).from_pretrained(base, config=config, local_files_only=True)
+    if keep_layers is None and cfg.encoder_layers:
+        keep_layers = range(min(cfg.encoder_layers, config.num_hidden_layers))
+    if keep_layers is not None:
+        _keep_encoder_layers(model, list(keep_layers))
     enc = tokenizer(list(texts), truncation=True, max_length=settings.base_model.max_length)
     with tempfile.TemporaryDirectory(prefix="stance-train-") as out_dir:
         args = TrainingArguments(
@@ -146,6 +151,21 @@ def fine_tune(
     return model.float().eval(), tokenizer
 
 
+def _keep_encoder_layers(model: PreTrainedModel, keep: list[int]) -> None:
+    layers = model.bert.encoder.layer
+    model.bert.encoder.layer = torch.nn.ModuleList([layers[i] for i in keep])
+    model.config.num_hidden_layers = len(keep)
+
+
+def student_layers(teacher_depth: int, n: int, pick: str) -> list[int]:
+    """'first': layers 0..n-1; 'spread': n layers evenly spaced from the first to the last
+    (the last feeds the teacher's head, so the student's head starts on familiar ground)."""
+    n = min(n, teacher_depth)
+    if pick == "first" or n == 1:
+        return list(range(n))
+    return sorted({round(i * (teacher_depth - 1) / (n - 1)) for i in range(n)})
+
+
 def fit_recipe(
     texts: Sequence[str], targets: np.ndarray, settings: Settings, seed: int | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -161,11 +181,11 @@ def fit_recipe(
     with tempfile.TemporaryDirectory(prefix="stance-teacher-") as tmp:
         teacher.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        student_settings = settings.with_overrides(
-            base_model={"path": tmp}, training={"encoder_layers": cfg.distill_layers}
-        )
+        student_settings = settings.with_overrides(base_model={"path": tmp}, training={"encoder_layers": None})
+        keep = student_layers(teacher.config.num_hidden_layers, cfg.distill_layers, cfg.distill_pick)
         student, _ = fine_tune(
-            texts, targets, student_settings, seed=seed, teacher_probs=soft, distill_weight=cfg.distill_weight
+            texts, targets, student_settings, seed=seed, teacher_probs=soft, distill_weight=cfg.distill_weight,
+            keep_layers=keep,
         )
     return student, tokenizer
 

@@ -52,6 +52,7 @@ class TrainingSettings(_Section):
     # Knowledge distillation: ship a student of the teacher's first N layers (None = off).
     distill_layers: int | None = Field(None, ge=1)
     distill_weight: float = Field(0.5, ge=0, le=1)  # share of the loss on teacher probabilities
+    distill_pick: Literal["first", "spread"] = "first"  # which teacher layers the student keeps
     n_folds: int = Field(5, ge=2)
     epochs: float = Field(8, gt=0)
     batch_size: int = Field(16, ge=1)
@@ -79,7 +80,10 @@ class EvaluationSettings(_Section):
 
 class InferenceSettings(_Section):
     backend: Literal["onnx", "torch"] = "onnx"
-    batch_size: int = Field(32, ge=1)
+    batch_size: int = Field(16, ge=1)
+    # Offline scoring hands this many statements to the backend at once: sorted by length,
+    # cut into batches, spread over the streams. Wider pads less; memory is bounded by it.
+    window: int = Field(1024, ge=1)
     threads: int = Field(2, ge=1)
     # ONNX: batches scored at once, each with threads // streams threads (OnnxBackend);
     # the service's micro-batches are split over the streams too.

@@ -69,7 +69,9 @@ def _int8_check(
     """Agreement of int8 ONNX with fp32 torch on all annotations; decides the default backend."""
     labels = list(settings.labels)
     fp32 = apply_thresholds(predict_proba(model, tokenizer, texts, settings.base_model.max_length), thresholds, labels)
-    session = OnnxBackend(onnx_path, tokenizer, settings.base_model.max_length, 64, settings.inference.threads)
+    session = OnnxBackend(
+        onnx_path, tokenizer, settings.base_model.max_length, settings.inference.batch_size, settings.inference.threads
+    )
     int8 = apply_thresholds(sigmoid(session.predict_logits(texts)), thresholds, labels)
     statement_agreement = float((fp32 == int8).all(axis=1).mean())
     f1_fp32 = point_metrics(targets, fp32, labels)["macro_f1"]
