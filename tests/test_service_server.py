@@ -57,6 +57,15 @@ def test_stance_serve_subprocess(tmp_path: Path, tiny_registry: Path) -> None:
             lines = [line for line in resp.iter_lines() if line]
         assert resp.status_code == 200 and len(lines) == 1
         assert "stance_statements_scored_total" in httpx.get(f"{base}/metrics").text
+        # The benchmark's lean keep-alive client against the real server: answers counted,
+        # error statuses counted by kind (the blank text gets 422s), nothing lost.
+        import asyncio
+
+        from service.bench import _load
+
+        load = asyncio.run(_load("127.0.0.1", port, ["Ukraine should join NATO.", " "], clients=4, seconds=1.0))
+        assert load["requests"] > 0 and load["error_kinds"].keys() == {"422"}
+        assert load["errors"] == load["error_kinds"]["422"] > 0
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
