@@ -42,7 +42,6 @@ RSS_SAMPLE_S = 0.05
 OFFLINE_REPEATS = 3  # passes of the project scorer over the inputs; the median pass is reported
 NAIVE_PROBE = 48  # inputs used to pick the naive pipeline's best torch thread count
 NAIVE_REPEATS = 1  # the naive pipeline is slow enough that one pass is a long, stable sample
-JSON = {"content-type": "application/json"}
 TARGETS = {"batch_vs_naive": 5.0, "batch_statements_per_s": 700.0, "http_p99_ms": 100.0}
 
 
@@ -170,8 +169,8 @@ class _Connection:
         self.writer.write(request)
         head = await self.reader.readuntil(b"\r\n\r\n")
         status_line, *header_lines = head.decode("latin-1").split("\r\n")
-        headers = dict(line.split(":", 1) for line in header_lines if ":" in line)
-        length = {k.strip().lower(): v.strip() for k, v in headers.items()}.get("content-length")
+        headers = {k.strip().lower(): v.strip() for k, v in (h.split(":", 1) for h in header_lines if ":" in h)}
+        length = headers.get("content-length")
         if length is None:
             raise ConnectionError("response without Content-Length")
         await self.reader.readexactly(int(length))

@@ -302,7 +302,7 @@ class Scorer:
 def settle_heap() -> None:
     """Move everything alive now (torch, transformers, the bundle: millions of objects)
     out of the cyclic garbage collector's reach. Otherwise each full collection walks
-    them all, a 100-250 ms pause of every request in flight. Unfreezing first lets the
+    them all while every request in flight waits. Unfreezing first lets the
     collection free a swapped-out bundle's cycles; this runs once per model load."""
     gc.unfreeze()
     gc.collect()

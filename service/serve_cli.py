@@ -113,6 +113,9 @@ def score(
         raise typer.Exit(1)
 
 
+BENCH_PARTS = ("all", "offline", "http")
+
+
 def bench(
     model: str | None = ModelOpt,
     bundle_path: Path | None = typer.Option(None, "--bundle", help="a bundle folder instead of a registry version"),
@@ -128,6 +131,8 @@ def bench(
     from training.bundle import BundleError
     from training.registry import Registry
 
+    if only not in BENCH_PARTS:
+        _fail(f"--only must be one of {', '.join(BENCH_PARTS)}; got {only!r}")
     settings = _settings(config)
     try:
         path = bundle_path or Registry(settings.paths.models_dir).resolve(model)

@@ -106,3 +106,8 @@ def test_unreadable_feed_and_unknown_model(tmp_path: Path, cli_config: Path) -> 
     assert result.exit_code == 2 and "line 6" in result.stderr
     result = _run("score", str(DATA / "feed_rss.xml"), "-o", str(tmp_path / "o.jsonl"), "--model", "nope")
     assert result.exit_code == 2 and "unknown model version" in result.stderr
+
+
+def test_bench_rejects_an_unknown_part(cli_config: Path) -> None:
+    result = _run("bench", "--only", "everything")
+    assert result.exit_code == 2 and "--only must be one of all, offline, http" in result.stderr
