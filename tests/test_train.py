@@ -52,17 +52,37 @@ def test_train_cli_registers_a_bundle_and_prints_json(tmp_path):
                 "model/model.safetensors", "model/tokenizer.json", ONNX_FILE):
         assert (bundle_dir / rel).is_file(), rel
     assert sorted(p.name for p in (bundle_dir / "plots").iterdir()) == sorted(
-        f"pr_{n}.png" for n in get_settings().labels
+        [f"pr_{n}.png" for n in get_settings().labels] + ["reliability.png"]
     )
     metrics = json.loads((bundle_dir / "metrics.json").read_text())
-    assert set(metrics["cv"]) >= {"transformer", "tfidf_logreg", "keyword_rules"}
+    assert set(metrics["cv"]) >= {"transformer", "tfidf_logreg", "keyword_rules", "policies", "calibration"}
+    assert set(metrics["cv"]["policies"]) == {"fixed", "tuned", "shrunk", "calibrated"}
+    meta = read_meta(bundle_dir)
+    assert set(meta["calibration"]) == set(meta["thresholds"]) == set(get_settings().labels)
+    assert meta["backend_reason"] == metrics["int8"]["decision"] and metrics["int8"]["on"] == "held-out"
+    assert (bundle_dir / "oof.npz").is_file()
     assert metrics["data"]["n_train"] + metrics["data"]["n_holdout"] == metrics["data"]["n_statements"]
     card = (bundle_dir / CARD_FILE).read_text()
     assert "tfidf_logreg" in card and "keyword_rules" in card and "[" in card
 
     promoted = _stance("train", "--config", str(cfg), "--data", str(data))
     assert promoted.returncode == 0, promoted.stderr[-2000:]
-    assert registry.current() == json.loads(promoted.stdout.strip().splitlines()[-1])["version"]
+    first = json.loads(promoted.stdout.strip().splitlines()[-1])["version"]
+    assert registry.current() == first
+
+    progress = tmp_path / "progress.json"
+    quick = _stance("train", "--config", str(cfg), "--data", str(data), "--quick", "--no-promote",
+                    env={"STANCE_PROGRESS_FILE": str(progress)})
+    assert quick.returncode == 0, quick.stderr[-2000:]
+    result = json.loads(quick.stdout.strip().splitlines()[-1])
+    assert result["metrics"]["cv_reused_from"] == first
+    quick_meta, first_meta = read_meta(Path(result["path"])), read_meta(registry.path(first))
+    assert quick_meta["calibration"] == first_meta["calibration"] and quick_meta["thresholds"] == first_meta["thresholds"]
+    assert json.loads(progress.read_text()) | {"elapsed_s": 0} == {
+        "state": "done", "phase": "export and checks", "phase_number": 2, "phases": 2,
+        "step": json.loads(progress.read_text())["steps"], "steps": json.loads(progress.read_text())["steps"],
+        "percent": 100.0, "elapsed_s": 0, "eta_s": 0.0,
+    }
 
 
 def test_train_cli_rejects_bad_annotations_clearly(tmp_path):
@@ -146,7 +166,8 @@ def test_distillation_loss_mixes_gold_and_teacher_targets():
     model = lambda **_: types.SimpleNamespace(logits=logits)  # noqa: E731
     bce = torch.nn.functional.binary_cross_entropy_with_logits
     for weight in (0.0, 0.4):
-        trainer = types.SimpleNamespace(pos_weight=pos_weight, distill_weight=weight)
+        trainer = types.SimpleNamespace(pos_weight=pos_weight, distill_weight=weight, label_smoothing=0.0, rdrop_alpha=0.0)
+        trainer._supervised = lambda lg, t, tr=trainer: WeightedBCETrainer._supervised(tr, lg, t)
         labels = torch.hstack([gold, soft]) if weight else gold
         loss = WeightedBCETrainer.compute_loss(trainer, model, {"labels": labels})
         expected = (1 - weight) * bce(logits, gold, pos_weight=pos_weight) + weight * bce(logits, soft)
@@ -199,3 +220,75 @@ def test_students_keep_the_chosen_teacher_layers(tmp_path):
     for kept, original in zip(model.bert.encoder.layer, (before[0], before[2])):
         assert all(torch.equal(kept.state_dict()[k], v) for k, v in original.items())
     assert model(input_ids=torch.tensor([[101, 2000, 102]])).logits.shape == (1, 4)
+
+
+def tiny_classifier(layers: int = 3):
+    """A 3-layer random mean-pooling classifier (no weights loaded)."""
+    from training.modeling import MeanPoolBertConfig, MeanPoolBertForSequenceClassification
+
+    config = MeanPoolBertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=layers, num_attention_heads=2,
+                                intermediate_size=32, max_position_embeddings=32, num_labels=4)
+    return MeanPoolBertForSequenceClassification(config)
+
+
+def test_label_smoothing_pulls_gold_targets_toward_half():
+    import types
+
+    import torch
+
+    from training.finetune import WeightedBCETrainer
+
+    logits = torch.tensor([[3.0, -2.0]])
+    gold = torch.tensor([[1.0, 0.0]])
+    trainer = types.SimpleNamespace(pos_weight=torch.ones(2), distill_weight=0.0, label_smoothing=0.2)
+    loss = WeightedBCETrainer._supervised(trainer, logits, gold)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.tensor([[0.9, 0.1]]))
+    assert torch.isclose(loss, expected)
+
+
+def test_rdrop_divergence_is_zero_for_equal_passes_and_positive_otherwise():
+    import torch
+
+    from training.finetune import bernoulli_sym_kl
+
+    a = torch.tensor([[1.0, -2.0, 0.3]])
+    assert torch.isclose(bernoulli_sym_kl(a, a.clone()), torch.tensor(0.0), atol=1e-7)
+    assert bernoulli_sym_kl(a, a + torch.tensor([[0.5, 1.0, -1.0]])) > 0.01
+
+
+def test_layerwise_decay_gives_lower_layers_smaller_learning_rates():
+    from training.finetune import layerwise_groups
+
+    model = tiny_classifier()
+    groups = layerwise_groups(model, lr=1e-3, decay=0.5, weight_decay=0.01)
+    rate = {id(p): g["lr"] for g in groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    depth = model.config.num_hidden_layers
+    head = [n for n in named if n.startswith("classifier.")][0]
+    top = [n for n in named if f".layer.{depth - 1}." in n][0]
+    bottom = [n for n in named if ".layer.0." in n][0]
+    emb = [n for n in named if ".embeddings." in n][0]
+    assert rate[id(named[head])] == rate[id(named[top])] == 1e-3
+    assert rate[id(named[bottom])] == 1e-3 * 0.5 ** (depth - 1)
+    assert rate[id(named[emb])] == 1e-3 * 0.5**depth
+    assert sum(len(g["params"]) for g in groups) == len([p for p in model.parameters() if p.requires_grad])
+
+
+def test_epoch_average_is_the_mean_of_the_last_epochs_weights():
+    import types
+
+    import torch
+
+    from training.finetune import EpochAverage
+
+    model = tiny_classifier()
+    avg = EpochAverage(k=2, epochs=3)
+    w = model.classifier.weight
+    seen = []
+    for epoch in (1, 2, 3):
+        with torch.no_grad():
+            w.fill_(float(epoch))
+        seen.append(float(epoch))
+        avg.on_epoch_end(None, types.SimpleNamespace(epoch=float(epoch)), None, model=model)
+    avg.apply(model)
+    assert torch.allclose(model.classifier.weight, torch.full_like(w, 2.5))  # epochs 2 and 3 only

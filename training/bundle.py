@@ -2,7 +2,9 @@
 
 Layout (the only place it is defined):
 
-    bundle.json            version, labels, thresholds, base model, default backend, max length
+    bundle.json            version, labels, calibration (per-label Platt a, b of the logit),
+                           thresholds (on the calibrated score), base model, default backend
+                           and why, max length
     model/                 fine-tuned weights (safetensors) + config + tokenizer (HF layout,
                            so `transformers.pipeline` can load it too)
     onnx/model.int8.onnx   dynamic-int8 ONNX export (optional; see training.onnx_export)
@@ -216,10 +218,20 @@ class Bundle:
     def thresholds(self) -> dict[str, float]:
         return {k: float(v) for k, v in self.meta["thresholds"].items()}
 
+    @property
+    def calibration(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-label Platt scaling (a, b) of the logit; identity for bundles without it."""
+        cal = self.meta.get("calibration") or {}
+        a = np.array([float(cal.get(n, (1.0, 0.0))[0]) for n in self.labels], dtype=np.float32)
+        b = np.array([float(cal.get(n, (1.0, 0.0))[1]) for n in self.labels], dtype=np.float32)
+        return a, b
+
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Calibrated probabilities: sigmoid(a * logit + b) per label."""
         if len(texts) == 0:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        return sigmoid(self.backend.predict_logits(list(texts)))
+        a, b = self.calibration
+        return sigmoid(self.backend.predict_logits(list(texts)) * a + b)
 
     def decide(self, probs: np.ndarray) -> list[Prediction]:
         """Probabilities -> labels through the bundle's per-label thresholds."""

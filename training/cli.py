@@ -70,6 +70,10 @@ def _fail(message: str, code: int = 1) -> None:
 def train(
     data: list[Path] = typer.Option(None, "--data", "-d", help="annotation JSONL files (default: every *.jsonl in paths.annotations_dir)"),
     promote: bool = typer.Option(True, "--promote/--no-promote", help="make the new bundle the current model"),
+    quick: bool = typer.Option(
+        False, "--quick", help="no CV: the final fit only, reusing the current bundle's decision policy and CV figures"
+    ),
+    reuse_from: str | None = typer.Option(None, "--reuse-from", help="with --quick: the bundle version to reuse (default: current)"),
     config: Path | None = ConfigOpt,
 ) -> None:
     """Fine-tune, cross-validate, and register a model bundle. The last stdout line is JSON:
@@ -77,15 +81,21 @@ def train(
     from training.train import load_training_data, train_bundle
 
     settings = _settings(config)
+    if reuse_from and not quick:
+        _fail("--reuse-from goes with --quick", 2)
+    if quick:
+        settings = settings.with_overrides(training={"cross_validate": False})
     try:
         annotations, files = load_training_data(settings, data)
-        result = train_bundle(settings, annotations, files, promote=promote)
-    except ValueError as exc:  # AnnotationError included: every problem, with file and line
+        result = train_bundle(settings, annotations, files, promote=promote, reuse_from=reuse_from)
+    except ValueError as exc:  # AnnotationError and PolicyUnavailable included: the message says what to do
         _fail(str(exc))
     summary = {
         "cv_macro_f1": result.metrics["cv"]["transformer"]["macro_f1"],
+        "cv_reused_from": result.metrics["cv"].get("reused_from"),
         "holdout_macro_f1": (result.metrics.get("holdout", {}).get("transformer") or {}).get("macro_f1"),
         "default_backend": "onnx" if result.metrics["int8"]["int8_ok"] else "torch",
+        "backend_reason": result.metrics["int8"]["decision"],
     }
     typer.echo(json.dumps({"version": result.version, "path": str(result.path), "metrics": summary}))
 
@@ -117,29 +127,53 @@ def evaluate(
 
 def experiments(
     variants: str = typer.Option(
-        "finetune,finetune_lr5e-5,finetune_cls_lr5e-5,finetune_unweighted_lr5e-5,embed_logreg,setfit",
-        help="comma-separated variant names (see training/experiments.py)",
+        "finetune,tfidf_logreg", help="comma-separated variant names (see training/experiments.py)"
     ),
     output: Path = typer.Option(Path("reports/experiments.json"), "--output", "-o"),
+    learning_curve: str | None = typer.Option(
+        None, "--learning-curve", help="instead: CV macro-F1 at these fractions of the training documents, "
+        "e.g. 0.25,0.5,0.75 -> reports/learning_curve.json"
+    ),
     config: Path | None = ConfigOpt,
 ) -> None:
     """Compare training ideas in grouped CV on the same folds; the model card shows the table."""
     import sys
 
     from training.experiments import VARIANTS, run_experiments, write_report
+    from training.experiments import learning_curve as run_learning_curve
     from training.train import load_training_data
 
     settings = _settings(config)
+    command = ("stance experiments " + " ".join(sys.argv[2:])).strip()
+    annotations, _ = load_training_data(settings)
+    if learning_curve:
+        try:
+            fractions = sorted({float(x) for x in learning_curve.split(",") if x.strip()})
+        except ValueError:
+            _fail(f"--learning-curve takes fractions like 0.25,0.5,0.75; got {learning_curve!r}", 2)
+        if not fractions or not all(0 < f <= 1 for f in fractions):
+            _fail("--learning-curve fractions must lie in (0, 1]", 2)
+        curve = run_learning_curve(settings, annotations, fractions, command)
+        path = output.parent / "learning_curve.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(curve, indent=2) + "\n")
+        for p in curve["points"]:
+            typer.echo(f"{p['fraction']:>5.0%} ({p['n_train_statements']} statements)  macro-F1 {p['macro_f1']:.3f} "
+                       f"[{p['macro_f1_ci'][0]:.3f}, {p['macro_f1_ci'][1]:.3f}]")
+        return
     names = [v.strip() for v in variants.split(",") if v.strip()]
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         _fail(f"unknown variant(s) {unknown}; choose from {sorted(VARIANTS)}", 2)
-    annotations, _ = load_training_data(settings)
-    command = "stance experiments " + " ".join(sys.argv[2:])
-    report = write_report(run_experiments(settings, annotations, names, command.strip()), output)
+    for name in names:  # the report is written after each variant: a long run keeps what it measured
+        report = write_report(run_experiments(settings, annotations, [name], command, output), output)
     for row in (r for r in report["variants"] if r["name"] in names):
-        m = row["metrics"]
-        typer.echo(f"{row['name']:<22} macro-F1 {m['macro_f1']:.3f} [{m['macro_f1_ci'][0]:.3f}, {m['macro_f1_ci'][1]:.3f}]  micro-F1 {m['micro_f1']:.3f}  {row['seconds']:.0f}s")
+        typer.echo(f"{row['name']:<22} {row['seconds']:.0f}s")
+        for policy, m in row["policies"].items():
+            typer.echo(f"  {policy:<11} macro-F1 {m['macro_f1']:.3f} [{m['macro_f1_ci'][0]:.3f}, {m['macro_f1_ci'][1]:.3f}]"
+                       f"  none->stance {m['none_false_stance_rate']:.3f} (whole articles "
+                       f"{m['article_none_false_stance_rate'] if m['article_none_false_stance_rate'] is None else round(m['article_none_false_stance_rate'], 3)})"
+                       f"  per label " + " ".join(f"{v:.2f}" for v in m["per_label_f1"].values()))
     typer.echo(report["conclusion"])
 
 

@@ -16,7 +16,8 @@ from tqdm.auto import tqdm
 
 from training.annotations import Annotation
 from training.data import Fold, grouped_folds, texts_and_targets
-from training.metrics import apply_thresholds, choose_thresholds, full_metrics
+from training.metrics import full_metrics
+from training.policy import cross_fit
 from training.settings import Settings
 
 # (train_texts, train_targets, valid_texts, fold_number) -> valid probabilities
@@ -25,8 +26,8 @@ FitPredict = Callable[[list[str], np.ndarray, list[str], int], np.ndarray]
 
 @dataclass
 class CVOutcome:
-    probs: np.ndarray  # out-of-fold probabilities
-    preds: np.ndarray  # 0/1 decisions with cross-fitted thresholds
+    probs: np.ndarray  # out-of-fold raw probabilities
+    preds: np.ndarray  # 0/1 decisions of the configured policy, cross-fitted
     fold_of: np.ndarray
     metrics: dict[str, Any]
 
@@ -49,13 +50,7 @@ def cross_fitted(
 ) -> np.ndarray:
     if binary:  # rules output 0/1 already
         return (probs >= 0.5).astype(int)
-    labels = list(settings.labels)
-    preds = np.zeros(targets.shape, dtype=int)
-    for k in np.unique(fold_of):
-        other = fold_of != k
-        cut = choose_thresholds(targets[other], probs[other], labels, settings.thresholds)
-        preds[fold_of == k] = apply_thresholds(probs[fold_of == k], cut, labels)
-    return preds
+    return cross_fit(settings.thresholds.policy, targets, probs, fold_of, settings.labels, settings.thresholds)[1]
 
 
 def run_cv(

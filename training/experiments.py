@@ -1,13 +1,14 @@
 """Training ideas measured in grouped CV on the same folds, before any is kept.
 
-Each variant is a fit/predict function over (train texts, targets, valid texts). The
-report (reports/experiments.json) feeds the model card's comparison table.
+Each variant is a fit/predict function over (train texts, targets, valid texts). Every run
+keeps its out-of-fold probabilities (`reports/oof/<variant>.npz`), so the decision policies
+(training/policy.py) are compared on them without retraining, and the label audit can use
+them. The report (reports/experiments.json) feeds the model card's comparison table.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,16 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from training.annotations import Annotation
 from training.base_model import base_model_dir
-from training.crossval import FitPredict, run_cv
-from training.data import grouped_folds, split_holdout
+from training.crossval import FitPredict, out_of_fold
+from training.data import Fold, grouped_folds, split_holdout, texts_and_targets
 from training.finetune import fit_recipe, predict_proba
+from training.metrics import false_stance_rate, full_metrics
+from training.policy import POLICIES, cross_fit
 from training.settings import Settings
 
 SHIPPED = "finetune"
+RECIPE_KNOBS = ("epochs", "learning_rate", "layer_lr_decay", "average_last_epochs", "label_smoothing", "rdrop_alpha")
 
 
 @dataclass(frozen=True)
@@ -51,136 +54,205 @@ def _finetune(overrides: dict[str, Any] | None = None, seeds: int = 1) -> Callab
     return make
 
 
-def _encoder(settings: Settings):
-    from sentence_transformers import SentenceTransformer
+def embed_texts(settings: Settings, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    """Mean-pooled, L2-normalised embeddings of the frozen base encoder (as MiniLM was trained)."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
 
-    return SentenceTransformer(str(base_model_dir(settings.base_model)), device="cpu")
-
-
-def _logreg_head(train_emb: np.ndarray, y: np.ndarray, valid_emb: np.ndarray, seed: int) -> np.ndarray:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.multiclass import OneVsRestClassifier
-
-    head = OneVsRestClassifier(LogisticRegression(C=4.0, class_weight="balanced", max_iter=3000, random_state=seed))
-    return np.asarray(head.fit(train_emb, y.astype(int)).predict_proba(valid_emb), dtype=np.float32)
+    folder = base_model_dir(settings.base_model)
+    tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    enc_model = AutoModel.from_pretrained(folder, local_files_only=True).eval()
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(texts), batch_size):
+            enc = tok(list(texts[i : i + batch_size]), padding=True, truncation=True,
+                      max_length=settings.base_model.max_length, return_tensors="pt")
+            hidden = enc_model(**enc).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).float()
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            out.append(torch.nn.functional.normalize(pooled, dim=1).numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
 
 def _embed_logreg(settings: Settings) -> FitPredict:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+
     def fit_predict(tr: list[str], y: np.ndarray, va: list[str], fold: int) -> np.ndarray:
-        enc = _encoder(settings)
-        return _logreg_head(enc.encode(tr), y, enc.encode(va), settings.training.seed)
+        head = OneVsRestClassifier(
+            LogisticRegression(C=4.0, class_weight="balanced", max_iter=3000, random_state=settings.training.seed)
+        )
+        head.fit(embed_texts(settings, tr), y.astype(int))
+        return np.asarray(head.predict_proba(embed_texts(settings, va)), dtype=np.float32)
 
     return fit_predict
 
 
-def _contrastive_pairs(y: np.ndarray, n_pairs: int, rng: random.Random) -> list[tuple[int, int, float]]:
-    """SetFit-style pairs: same label set -> 1, different -> 0, balanced."""
-    by_key: dict[tuple[int, ...], list[int]] = {}
-    for i, row in enumerate(y):
-        by_key.setdefault(tuple(int(v) for v in row), []).append(i)
-    keys = [k for k, v in by_key.items() if len(v) > 1]
-    pairs: list[tuple[int, int, float]] = []
-    n = len(y)
-    while len(pairs) < n_pairs:
-        k = rng.choice(keys)
-        a, b = rng.sample(by_key[k], 2)
-        pairs.append((a, b, 1.0))
-        a, b = rng.randrange(n), rng.randrange(n)
-        if not np.array_equal(y[a], y[b]):
-            pairs.append((a, b, 0.0))
-    return pairs
+def _tfidf(settings: Settings) -> FitPredict:
+    from training.baselines import TfidfBaseline
 
+    def fit_predict(tr: list[str], y: np.ndarray, va: list[str], fold: int) -> np.ndarray:
+        return TfidfBaseline(settings.training.seed).fit(tr, y).predict_proba(va)
 
-def _setfit(pairs_per_statement: int = 4, epochs: int = 1) -> Callable[[Settings], FitPredict]:
-    def make(settings: Settings) -> FitPredict:
-        def fit_predict(tr: list[str], y: np.ndarray, va: list[str], fold: int) -> np.ndarray:
-            torch.manual_seed(settings.training.seed + fold)
-            rng = random.Random(settings.training.seed + fold)
-            enc = _encoder(settings)
-            enc.train()
-            opt = torch.optim.AdamW(enc.parameters(), lr=2e-5)
-            pairs = _contrastive_pairs(y, pairs_per_statement * len(tr), rng)
-            bs = settings.training.batch_size
-            for _ in range(epochs):
-                rng.shuffle(pairs)
-                for i in range(0, len(pairs), bs):
-                    chunk = pairs[i : i + bs]
-                    feats_a = enc.tokenize([tr[a] for a, _, _ in chunk])
-                    feats_b = enc.tokenize([tr[b] for _, b, _ in chunk])
-                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.training.bf16):
-                        ea = enc(feats_a)["sentence_embedding"]
-                        eb = enc(feats_b)["sentence_embedding"]
-                    sim = torch.nn.functional.cosine_similarity(ea.float(), eb.float())
-                    target = torch.tensor([t for _, _, t in chunk])
-                    loss = torch.nn.functional.mse_loss(sim, target)
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-            enc.eval()
-            return _logreg_head(enc.encode(tr), y, enc.encode(va), settings.training.seed)
-
-        return fit_predict
-
-    return make
+    return fit_predict
 
 
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in [
-        Variant(SHIPPED, "fine-tune: mean pooling, weighted BCE, lr 1e-4 (config defaults)", _finetune()),
-        Variant("finetune_lr5e-5", "as shipped but learning rate 5e-5", _finetune({"learning_rate": 5e-5})),
-        Variant("finetune_cls_lr5e-5", "stock [CLS]-pooler head, lr 5e-5", _finetune({"pooling": "cls", "learning_rate": 5e-5})),
-        Variant("finetune_unweighted_lr5e-5", "plain BCE (no pos_weight), lr 5e-5", _finetune({"pos_weight_max": 1.0, "learning_rate": 5e-5})),
-        Variant("layers4", "as shipped, first 4 of 6 encoder layers (1.5x faster inference)", _finetune({"encoder_layers": 4})),
-        Variant("layers3", "as shipped, first 3 of 6 encoder layers (2x faster inference)", _finetune({"encoder_layers": 3})),
-        Variant("distill3", "3-layer student (teacher's first layers) distilled from the shipped 6-layer model", _finetune({"distill_layers": 3})),
-        Variant("distill3_spread", "as distill3, the student keeps teacher layers 0, 2, 5", _finetune({"distill_layers": 3, "distill_pick": "spread"})),
-        Variant("distill3_w0.8", "as distill3, loss 0.8 on teacher probabilities, 0.2 on gold", _finetune({"distill_layers": 3, "distill_weight": 0.8})),
-        Variant("ensemble2", "mean of 2 fine-tuned seeds (2x train and inference cost)", _finetune(seeds=2)),
-        Variant("embed_logreg", "frozen MiniLM mean-pooled embeddings + logistic regression", lambda s: _embed_logreg(s)),
-        Variant("setfit", "SetFit: contrastive pair tuning of the encoder + logistic regression head", _setfit()),
+        Variant(SHIPPED, "the recipe of configs/default.yaml", _finetune()),
+        Variant("tfidf_logreg", "baseline: TF-IDF word 1-2 grams + logistic regression", _tfidf),
+        Variant("embed_logreg", "frozen MiniLM mean-pooled embeddings + logistic regression", _embed_logreg),
+        Variant("e3", "3 epochs", _finetune({"epochs": 3})),
+        Variant("e4", "4 epochs", _finetune({"epochs": 4})),
+        Variant("e6", "6 epochs", _finetune({"epochs": 6})),
+        Variant("e8", "8 epochs (the recipe before this data)", _finetune({"epochs": 8})),
+        Variant("e4_lr5e-5", "4 epochs, learning rate 5e-5", _finetune({"epochs": 4, "learning_rate": 5e-5})),
+        Variant("e4_lr2e-4", "4 epochs, learning rate 2e-4", _finetune({"epochs": 4, "learning_rate": 2e-4})),
+        Variant("e4_avg3", "4 epochs, weights averaged over the last 3 epochs", _finetune({"epochs": 4, "average_last_epochs": 3})),
+        Variant("e6_avg3", "6 epochs, weights averaged over the last 3 epochs", _finetune({"epochs": 6, "average_last_epochs": 3})),
+        Variant("e4_llrd0.8_lr2e-4", "4 epochs, lr 2e-4 at the top, x0.8 per layer down (layer-wise decay)",
+                _finetune({"epochs": 4, "learning_rate": 2e-4, "layer_lr_decay": 0.8})),
+        Variant("e4_ls0.1", "4 epochs, label smoothing 0.1", _finetune({"epochs": 4, "label_smoothing": 0.1})),
+        Variant("e4_rdrop1", "4 epochs, R-drop (alpha 1)", _finetune({"epochs": 4, "rdrop_alpha": 1.0})),
+        Variant("ensemble2", "mean of 2 fine-tuned seeds (2x train and inference cost; not shippable)", _finetune(seeds=2)),
     ]
 }
 
 
+def oof_path(report_path: Path, name: str) -> Path:
+    return report_path.parent / "oof" / f"{name}.npz"
+
+
+def save_oof(path: Path, annotations: Sequence[Annotation], probs: np.ndarray, fold_of: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        path, probs=probs.astype(np.float32), fold_of=fold_of,
+        texts=np.array([a.text for a in annotations]), sources=np.array([a.source for a in annotations]),
+    )
+
+
+def load_oof(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def article_sources(settings: Settings) -> set[str]:
+    """Documents annotated statement by statement in full (the corpus articles): the place to
+    measure how often a `none` statement of a whole article gets a stance."""
+    return {p.stem for p in settings.paths.articles_dir.glob("*.txt")}
+
+
+def policy_table(
+    settings: Settings, annotations: Sequence[Annotation], probs: np.ndarray, fold_of: np.ndarray
+) -> dict[str, dict[str, Any]]:
+    """Every decision policy, cross-fitted on the same out-of-fold probabilities."""
+    labels = settings.labels
+    _, y = texts_and_targets(annotations, labels)
+    groups = [a.source for a in annotations]
+    whole = np.array([a.source in article_sources(settings) for a in annotations])
+    out = {}
+    for name in POLICIES:
+        _, preds = cross_fit(name, y, probs, fold_of, labels, settings.thresholds)
+        m = full_metrics(y, preds, labels, settings.evaluation, groups)
+        out[name] = {
+            "macro_f1": m["macro_f1"], "macro_f1_ci": m["macro_f1_ci"], "micro_f1": m["micro_f1"],
+            "per_label_f1": {k: v["f1"] for k, v in m["per_label"].items()},
+            "none_false_stance_rate": m["none_false_stance_rate"],
+            "article_none_false_stance_rate": false_stance_rate(y, preds, whole),
+        }
+    return out
+
+
+def run_variant(
+    settings: Settings, train: Sequence[Annotation], folds: Sequence[Fold], name: str, command: str, report_path: Path
+) -> dict[str, Any]:
+    variant = VARIANTS[name]
+    texts, y = texts_and_targets(train, settings.labels)
+    t0 = time.perf_counter()
+    probs, fold_of = out_of_fold(texts, y, folds, variant.make(settings), f"experiment {name}")
+    save_oof(oof_path(report_path, name), train, probs, fold_of)
+    policies = policy_table(settings, train, probs, fold_of)
+    shipped = policies[settings.thresholds.policy]
+    knobs = {k: getattr(settings.training, k) for k in RECIPE_KNOBS}
+    return {
+        "name": name,
+        "description": variant.description + (f" ({json.dumps(knobs)})" if name == SHIPPED else ""),
+        "metrics": {k: shipped[k] for k in ("macro_f1", "macro_f1_ci", "micro_f1", "none_false_stance_rate",
+                                            "article_none_false_stance_rate")},
+        "per_label_f1": shipped["per_label_f1"],
+        "policies": policies,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "command": command,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
 def run_experiments(
-    settings: Settings, annotations: Sequence[Annotation], names: Sequence[str], command: str
+    settings: Settings, annotations: Sequence[Annotation], names: Sequence[str], command: str, report_path: Path
 ) -> dict[str, Any]:
     train, _ = split_holdout(annotations, settings.training.holdout_fraction, settings.training.holdout_salt)
     folds = grouped_folds(train, settings.training.n_folds, settings.training.seed, settings.labels)
-    rows = []
-    for name in names:
-        variant = VARIANTS[name]
-        t0 = time.perf_counter()
-        outcome = run_cv(train, variant.make(settings), settings, f"experiment {name}", folds=folds)
-        rows.append({
-            "name": name,
-            "description": variant.description,
-            "metrics": {k: outcome.metrics[k] for k in ("macro_f1", "macro_f1_ci", "micro_f1", "micro_f1_ci")},
-            "per_label_f1": {k: v["f1"] for k, v in outcome.metrics["per_label"].items()},
-            "seconds": round(time.perf_counter() - t0, 1),
-            "command": command,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    rows = [run_variant(settings, train, folds, name, command, report_path) for name in names]
+    return {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "n_folds": settings.training.n_folds,
+        "n_statements": len(train),
+        "n_documents": len({a.source for a in train}),
+        "policy": settings.thresholds.policy,
+        "variants": rows,
+    }
+
+
+def learning_curve(
+    settings: Settings, annotations: Sequence[Annotation], fractions: Sequence[float], command: str
+) -> dict[str, Any]:
+    """CV macro-F1 of the configured recipe trained on a share of each fold's training
+    documents (whole documents, seeded), judged on the same validation folds."""
+    labels = settings.labels
+    train, _ = split_holdout(annotations, settings.training.holdout_fraction, settings.training.holdout_salt)
+    folds = grouped_folds(train, settings.training.n_folds, settings.training.seed, labels)
+    texts, y = texts_and_targets(train, labels)
+    sources = np.array([a.source for a in train])
+    fit = _finetune()(settings)
+    rng = np.random.default_rng(settings.training.seed)
+    points = []
+    for frac in fractions:
+        sub_folds = []
+        for fold in folds:
+            docs = np.unique(sources[fold.train])
+            keep = set(rng.choice(docs, size=max(1, int(round(frac * len(docs)))), replace=False)) if frac < 1 else set(docs)
+            sub_folds.append(Fold(train=np.array([i for i in fold.train if sources[i] in keep]), valid=fold.valid))
+        probs, fold_of = out_of_fold(texts, y, sub_folds, fit, f"learning curve {frac:.0%}")
+        _, preds = cross_fit(settings.thresholds.policy, y, probs, fold_of, labels, settings.thresholds)
+        m = full_metrics(y, preds, labels, settings.evaluation, list(sources))
+        points.append({
+            "fraction": frac,
+            "n_train_statements": int(np.mean([len(f.train) for f in sub_folds])),
+            "macro_f1": m["macro_f1"], "macro_f1_ci": m["macro_f1_ci"],
+            "per_label_f1": {k: v["f1"] for k, v in m["per_label"].items()},
         })
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": command,
         "n_folds": settings.training.n_folds,
         "n_statements": len(train),
-        "variants": rows,
+        "policy": settings.thresholds.policy,
+        "points": points,
     }
 
 
 def merge_reports(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
     """Rows of `new`, plus the rows of `old` it did not re-run, when both were measured on
     the same data and folds: the report grows one `stance experiments` run at a time."""
-    if not old or (old.get("n_statements"), old.get("n_folds")) != (new["n_statements"], new["n_folds"]):
+    same = ("n_statements", "n_folds", "policy")
+    if not old or any(old.get(k) != new.get(k) for k in same):
         return new
     fresh = {r["name"] for r in new["variants"]}
     kept = [{"command": old.get("command"), "created": old.get("created"), **r}
             for r in old["variants"] if r["name"] not in fresh]
-    merged = {**old, **new, "variants": kept + new["variants"]}
-    return merged
+    return {**old, **new, "variants": kept + new["variants"]}
 
 
 def write_report(report: dict[str, Any], path: Path) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
     Trainer,
+    TrainerCallback,
     TrainingArguments,
     set_seed,
 )
@@ -49,23 +50,115 @@ class _Encoded(torch.utils.data.Dataset):
 
 
 class WeightedBCETrainer(Trainer):
-    """Trainer whose loss weights positive examples of rare labels up."""
+    """Trainer whose loss weights positive examples of rare labels up, with the optional
+    regularisers of the recipe (label smoothing, R-drop) and layer-wise learning-rate decay."""
 
-    def __init__(self, *args: Any, pos_weight: torch.Tensor, distill_weight: float = 0.0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        pos_weight: torch.Tensor,
+        distill_weight: float = 0.0,
+        label_smoothing: float = 0.0,
+        rdrop_alpha: float = 0.0,
+        layer_lr_decay: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.pos_weight = pos_weight
         self.distill_weight = distill_weight
+        self.label_smoothing = label_smoothing
+        self.rdrop_alpha = rdrop_alpha
+        self.layer_lr_decay = layer_lr_decay
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # type: ignore[override]
         targets = inputs.pop("labels").float()
-        outputs = model(**inputs)
-        logits = outputs.logits.float()
+        if self.rdrop_alpha > 0:  # two dropout passes in one batch
+            doubled = {k: torch.cat([v, v]) for k, v in inputs.items()}
+            outputs = model(**doubled)
+            logits_a, logits_b = outputs.logits.float().chunk(2)
+            loss = (self._supervised(logits_a, targets) + self._supervised(logits_b, targets)) / 2
+            loss = loss + self.rdrop_alpha * bernoulli_sym_kl(logits_a, logits_b)
+            outputs.logits = logits_a
+        else:
+            outputs = model(**inputs)
+            loss = self._supervised(outputs.logits.float(), targets)
+        return (loss, outputs) if return_outputs else loss
+
+    def _supervised(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         n = logits.shape[1]
+        gold = targets[:, :n]
+        if self.label_smoothing > 0:
+            gold = gold * (1 - self.label_smoothing) + self.label_smoothing / 2
         bce = torch.nn.functional.binary_cross_entropy_with_logits
-        loss = bce(logits, targets[:, :n], pos_weight=self.pos_weight)
+        loss = bce(logits, gold, pos_weight=self.pos_weight)
         if self.distill_weight > 0:  # soft targets: the teacher's probabilities
             loss = (1 - self.distill_weight) * loss + self.distill_weight * bce(logits, targets[:, n:])
-        return (loss, outputs) if return_outputs else loss
+        return loss
+
+    def create_optimizer(self, model=None):  # type: ignore[override]
+        if self.layer_lr_decay >= 1.0:
+            return super().create_optimizer(model)
+        groups = layerwise_groups(self.model, self.args.learning_rate, self.layer_lr_decay, self.args.weight_decay)
+        self.optimizer = torch.optim.AdamW(groups, lr=self.args.learning_rate)
+        return self.optimizer
+
+
+def bernoulli_sym_kl(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
+    """Symmetric KL between the per-label Bernoulli distributions of two passes (R-drop)."""
+    pa, pb = torch.sigmoid(logits_a), torch.sigmoid(logits_b)
+    la, lb = torch.nn.functional.logsigmoid(logits_a), torch.nn.functional.logsigmoid(logits_b)
+    na, nb = torch.nn.functional.logsigmoid(-logits_a), torch.nn.functional.logsigmoid(-logits_b)
+    kl_ab = pa * (la - lb) + (1 - pa) * (na - nb)
+    kl_ba = pb * (lb - la) + (1 - pb) * (nb - na)
+    return ((kl_ab + kl_ba) / 2).mean()
+
+
+def layerwise_groups(model: PreTrainedModel, lr: float, decay: float, weight_decay: float) -> list[dict[str, Any]]:
+    """Parameter groups whose learning rate shrinks by `decay` per layer from the head down:
+    the head and the top layer learn at `lr`, the embeddings at lr * decay**(depth)."""
+    depth = model.config.num_hidden_layers
+    groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if ".embeddings." in name or name.startswith("embeddings."):
+            level = depth
+        elif ".layer." in name:
+            level = depth - 1 - int(name.split(".layer.")[1].split(".")[0])
+        else:
+            level = 0  # head, pooler
+        wd = 0.0 if name.endswith("bias") or "LayerNorm" in name else weight_decay
+        groups.setdefault((lr * decay**level, wd), []).append(param)
+    return [{"params": ps, "lr": g_lr, "weight_decay": wd} for (g_lr, wd), ps in groups.items()]
+
+
+class EpochAverage(TrainerCallback):
+    """Uniform average of the weights at the end of the last `k` epochs: one model, the
+    smoothing of an ensemble of checkpoints at no inference cost."""
+
+    def __init__(self, k: int, epochs: float) -> None:
+        self.k = k
+        self.first = max(1, int(round(epochs)) - k + 1)
+        self.sum: dict[str, torch.Tensor] | None = None
+        self.count = 0
+
+    def on_epoch_end(self, args, state, control, model=None, **kwargs):  # type: ignore[override]
+        if model is None or round(state.epoch or 0) < self.first:
+            return
+        weights = {k: v.detach().float().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+        if self.sum is None:
+            self.sum = weights
+        else:
+            for key, value in weights.items():
+                self.sum[key] += value
+        self.count += 1
+
+    def apply(self, model: PreTrainedModel) -> None:
+        if self.sum is None or self.count < 2:
+            return
+        state = model.state_dict()
+        for key, total in self.sum.items():
+            state[key].copy_((total / self.count).to(state[key].dtype))
 
 
 def pos_weights(targets: np.ndarray, cap: float) -> torch.Tensor:
@@ -87,6 +180,7 @@ def fine_tune(
     teacher_probs: np.ndarray | None = None,
     distill_weight: float = 0.5,
     keep_layers: Sequence[int] | None = None,
+    callbacks: Sequence[TrainerCallback] | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A model fine-tuned on (texts, multi-hot targets), in eval mode, fp32 weights.
 
@@ -142,12 +236,21 @@ def fine_tune(
             processing_class=tokenizer,
             pos_weight=pos_weights(targets, cfg.pos_weight_max),
             distill_weight=0.0 if teacher_probs is None else distill_weight,
+            label_smoothing=cfg.label_smoothing,
+            rdrop_alpha=cfg.rdrop_alpha,
+            layer_lr_decay=cfg.layer_lr_decay,
+            callbacks=list(callbacks or ()),
         )
+        average = EpochAverage(cfg.average_last_epochs, cfg.epochs) if cfg.average_last_epochs > 1 else None
+        if average is not None:
+            trainer.add_callback(average)
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries the CLI's JSON result
             trainer.train()
     # accelerate patches forward() with a bf16 autocast wrapper; strip it so the model
     # exports to ONNX and predicts in plain fp32.
     model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+    if average is not None:
+        average.apply(model)
     return model.float().eval(), tokenizer
 
 
@@ -167,7 +270,8 @@ def student_layers(teacher_depth: int, n: int, pick: str) -> list[int]:
 
 
 def fit_recipe(
-    texts: Sequence[str], targets: np.ndarray, settings: Settings, seed: int | None = None
+    texts: Sequence[str], targets: np.ndarray, settings: Settings, seed: int | None = None,
+    callbacks: Sequence[TrainerCallback] | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The configured recipe: a plain fine-tune, or with `training.distill_layers` set, a
     full-depth teacher fine-tuned first and a student made of the teacher's first N
@@ -175,8 +279,9 @@ def fit_recipe(
     student is what ships: ~6/N times faster to score (grouped CV measures the cost)."""
     cfg = settings.training
     if cfg.distill_layers is None:
-        return fine_tune(texts, targets, settings, seed=seed)
-    teacher, tokenizer = fine_tune(texts, targets, settings.with_overrides(training={"encoder_layers": None}), seed=seed)
+        return fine_tune(texts, targets, settings, seed=seed, callbacks=callbacks)
+    teacher, tokenizer = fine_tune(texts, targets, settings.with_overrides(training={"encoder_layers": None}), seed=seed,
+                                  callbacks=callbacks)
     soft = predict_proba(teacher, tokenizer, texts, settings.base_model.max_length)
     with tempfile.TemporaryDirectory(prefix="stance-teacher-") as tmp:
         teacher.save_pretrained(tmp)
@@ -185,7 +290,7 @@ def fit_recipe(
         keep = student_layers(teacher.config.num_hidden_layers, cfg.distill_layers, cfg.distill_pick)
         student, _ = fine_tune(
             texts, targets, student_settings, seed=seed, teacher_probs=soft, distill_weight=cfg.distill_weight,
-            keep_layers=keep,
+            keep_layers=keep, callbacks=callbacks,
         )
     return student, tokenizer
 

@@ -54,6 +54,8 @@ class TrainingSettings(_Section):
     distill_weight: float = Field(0.5, ge=0, le=1)  # share of the loss on teacher probabilities
     distill_pick: Literal["first", "spread"] = "first"  # which teacher layers the student keeps
     n_folds: int = Field(5, ge=2)
+    # False: skip CV and reuse the current bundle's decision policy and CV figures (quick retrain).
+    cross_validate: bool = True
     epochs: float = Field(8, gt=0)
     batch_size: int = Field(16, ge=1)
     learning_rate: float = Field(1e-4, gt=0)
@@ -61,12 +63,21 @@ class TrainingSettings(_Section):
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     bf16: bool = True
     pos_weight_max: float = Field(5.0, ge=1)
+    # Regularisers and weight averaging, each measured in grouped CV (`stance experiments`):
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5)  # gold targets pulled toward 0.5 by this much
+    rdrop_alpha: float = Field(0.0, ge=0)  # R-drop: weight of the symmetric KL between two dropout passes
+    layer_lr_decay: float = Field(1.0, gt=0, le=1)  # learning rate x decay**depth-from-top per encoder layer
+    average_last_epochs: int = Field(0, ge=0)  # ship the mean of the weights at the end of the last K epochs
     threads: int = Field(2, ge=1)
     holdout_fraction: float = Field(0.15, ge=0, lt=1)
     holdout_salt: str = "gate-v1"
 
 
 class ThresholdSettings(_Section):
+    # How scores become decisions (training/policy.py); chosen by grouped CV in `stance experiments`.
+    policy: Literal["fixed", "tuned", "shrunk", "calibrated"] = "calibrated"
+    shrink: float = Field(0.5, ge=0, le=1)  # `shrunk`: tuned threshold pulled toward 0.5 by this factor
+    calibration_bins: int = Field(10, ge=2)  # reliability diagram and ECE
     beta: float = Field(1.0, gt=0)
     min: float = Field(0.15, gt=0, lt=1)
     max: float = Field(0.9, gt=0, lt=1)

@@ -1,9 +1,13 @@
 """Annotations in, registered model bundle out.
 
 Steps: hold out the gate documents; grouped k-fold CV of the transformer and both
-baselines (out-of-fold probabilities -> per-label thresholds); the final model on all
-training documents; held-out figures; int8 ONNX export checked against fp32; model
-card + plots; an atomic write into the registry.
+baselines (out-of-fold probabilities -> the decision policy: calibration + thresholds);
+the final model on all training documents; held-out figures; int8 ONNX export checked
+against fp32 on the held-out statements; model card + plots; an atomic write into the registry.
+
+A quick run (`training.cross_validate: false`, the retrain default) skips the CV and reuses
+the decision policy and CV figures of the bundle it starts from: the final fit is the same
+deterministic recipe, so it lands where the full run would, in a fraction of the time.
 """
 
 from __future__ import annotations
@@ -25,15 +29,20 @@ from tqdm.auto import tqdm
 
 from training.annotations import Annotation, annotation_files, load_annotations
 from training.baselines import KeywordRules, TfidfBaseline
-from training.bundle import ONNX_FILE, OnnxBackend, save_bundle, sigmoid
-from training.card import model_card, pr_plots
-from training.crossval import run_cv
+from training.bundle import ONNX_FILE, OnnxBackend, read_meta, read_metrics, save_bundle, sigmoid
+from training.card import model_card, pr_plots, reliability_plots
+from training.crossval import CVOutcome, run_cv
 from training.data import grouped_folds, split_holdout, texts_and_targets
+from training.experiments import article_sources, policy_table, save_oof
 from training.finetune import fit_recipe, predict_proba
-from training.metrics import apply_thresholds, choose_thresholds, full_metrics, point_metrics
-from training.onnx_export import export_int8
+from training.metrics import false_stance_rate, full_metrics, paired_bootstrap_delta, point_metrics
+from training.policy import Decision, cross_fit, expected_calibration_error, fit_policy, reliability
+from training.progress import FINISH_STEPS_PER_1K, Plan, StepCallback, fit_steps
 from training.registry import Registry
 from training.settings import PROJECT_ROOT, Settings
+
+OOF_FILE = "oof.npz"
+REPORTS = ("reports/experiments.json", "reports/learning_curve.json")
 
 
 @dataclass(frozen=True)
@@ -43,13 +52,21 @@ class TrainResult:
     metrics: dict[str, Any]
 
 
+class PolicyUnavailable(ValueError):
+    """A quick run needs a bundle whose decision policy it can reuse."""
+
+
 def _log(message: str) -> None:
     tqdm.write(message, file=sys.stderr)
 
 
-def transformer_fit_predict(settings: Settings):
+def transformer_fit_predict(settings: Settings, plan: Plan | None = None):
     def fit_predict(tr: list[str], y: np.ndarray, va: list[str], fold: int) -> np.ndarray:
-        model, tok = fit_recipe(tr, y, settings, seed=settings.training.seed + fold)
+        callbacks = []
+        if plan is not None:
+            plan.start(_fold_phase(fold, settings.training.n_folds))
+            callbacks.append(StepCallback(plan))
+        model, tok = fit_recipe(tr, y, settings, seed=settings.training.seed + fold, callbacks=callbacks)
         return predict_proba(model, tok, va, settings.base_model.max_length)
 
     return fit_predict
@@ -62,34 +79,77 @@ def baseline_fit_predict(make):
     return fit_predict
 
 
-def _int8_check(
-    model: Any, tokenizer: Any, onnx_path: Path, texts: list[str], targets: np.ndarray,
-    thresholds: dict[str, float], settings: Settings,
+def _fold_phase(k: int, n: int) -> str:
+    return f"cross-validation fold {k + 1} of {n}"
+
+
+def make_plan(settings: Settings, n_train: int, cross_validate: bool) -> Plan:
+    cfg = settings.training
+    fits = 2 if cfg.distill_layers else 1
+    phases = []
+    if cross_validate:
+        per_fold = fit_steps(round(n_train * (cfg.n_folds - 1) / cfg.n_folds), cfg.batch_size, cfg.epochs) * fits
+        phases += [(_fold_phase(k, cfg.n_folds), per_fold) for k in range(cfg.n_folds)]
+    phases.append(("final model", fit_steps(n_train, cfg.batch_size, cfg.epochs) * fits))
+    phases.append(("export and checks", max(1, n_train * FINISH_STEPS_PER_1K // 1000)))
+    return Plan(phases)
+
+
+def int8_check(
+    model: Any, tokenizer: Any, onnx_path: Path, texts: list[str], targets: np.ndarray, groups: Sequence[str],
+    decision: Decision, settings: Settings, unseen: bool,
 ) -> dict[str, Any]:
-    """Agreement of int8 ONNX with fp32 torch on all annotations; decides the default backend."""
+    """Does int8 ONNX decide as fp32 torch does, on statements the model never trained on?
+    Kept as the default backend if per-decision agreement >= the minimum and the macro-F1
+    drop is below the maximum; the paired bootstrap interval of the drop is reported."""
     labels = list(settings.labels)
-    fp32 = apply_thresholds(predict_proba(model, tokenizer, texts, settings.base_model.max_length), thresholds, labels)
+    fp32 = decision.decide(predict_proba(model, tokenizer, texts, settings.base_model.max_length))
     session = OnnxBackend(
         onnx_path, tokenizer, settings.base_model.max_length, settings.inference.batch_size, settings.inference.threads
     )
-    int8 = apply_thresholds(sigmoid(session.predict_logits(texts)), thresholds, labels)
-    statement_agreement = float((fp32 == int8).all(axis=1).mean())
+    int8 = decision.decide(sigmoid(session.predict_logits(texts)))
+    decision_agreement = float((fp32 == int8).mean())
     f1_fp32 = point_metrics(targets, fp32, labels)["macro_f1"]
     f1_int8 = point_metrics(targets, int8, labels)["macro_f1"]
+    drop_ci = paired_bootstrap_delta(targets, fp32, int8, groups, settings.evaluation)
     inf = settings.inference
-    ok = statement_agreement >= inf.int8_min_agreement and (f1_fp32 - f1_int8) < inf.int8_max_macro_f1_drop
+    ok = decision_agreement >= inf.int8_min_agreement and (f1_fp32 - f1_int8) < inf.int8_max_macro_f1_drop
+    where = f"{len(texts)} held-out statements" if unseen else f"all {len(texts)} statements (no held-out set)"
+    reason = (
+        f"int8 ONNX serves: it agrees with fp32 on {decision_agreement:.2%} of decisions on {where} "
+        f"(minimum {inf.int8_min_agreement:.0%}) and macro-F1 moves {f1_int8 - f1_fp32:+.4f} "
+        f"(drop 95% CI [{drop_ci[0]:+.4f}, {drop_ci[1]:+.4f}], maximum drop {inf.int8_max_macro_f1_drop})"
+        if ok else
+        f"fp32 torch serves (about 2x slower): int8 agrees with fp32 on {decision_agreement:.2%} of decisions on "
+        f"{where} (minimum {inf.int8_min_agreement:.0%}) and macro-F1 moves {f1_int8 - f1_fp32:+.4f} "
+        f"(maximum drop {inf.int8_max_macro_f1_drop})"
+    )
     return {
         "n": len(texts),
-        "statement_agreement": statement_agreement,
-        "decision_agreement": float((fp32 == int8).mean()),
+        "on": "held-out" if unseen else "all",
+        "statement_agreement": float((fp32 == int8).all(axis=1).mean()),
+        "decision_agreement": decision_agreement,
         "macro_f1_fp32": f1_fp32,
         "macro_f1_int8": f1_int8,
+        "macro_f1_drop_ci": drop_ci,
         "int8_ok": bool(ok),
-        "decision": (
-            f"int8 kept: agreement >= {inf.int8_min_agreement} and macro-F1 drop < {inf.int8_max_macro_f1_drop}"
-            if ok
-            else f"int8 rejected: agreement < {inf.int8_min_agreement} or macro-F1 drop >= {inf.int8_max_macro_f1_drop}"
-        ),
+        "decision": reason,
+    }
+
+
+def calibration_report(
+    y: np.ndarray, raw: np.ndarray, calibrated: np.ndarray, labels: Sequence[str], bins: int
+) -> dict[str, Any]:
+    """ECE per label before and after calibration, and the reliability-diagram points,
+    on cross-fitted out-of-fold scores (the calibration never saw the fold it is judged on)."""
+    return {
+        name: {
+            "ece_raw": expected_calibration_error(y[:, j], raw[:, j], bins),
+            "ece": expected_calibration_error(y[:, j], calibrated[:, j], bins),
+            "reliability": reliability(y[:, j], calibrated[:, j], bins),
+            "reliability_raw": reliability(y[:, j], raw[:, j], bins),
+        }
+        for j, name in enumerate(labels)
     }
 
 
@@ -102,10 +162,35 @@ def _data_summary(
         "n_statements": len(all_anns),
         "n_sources": len({a.source for a in all_anns}),
         "n_train": len(train),
+        "n_train_sources": len({a.source for a in train}),
         "n_holdout": len(held),
         "n_holdout_sources": len({a.source for a in held}),
         "label_counts": dict(sorted(counts.items())),
     }
+
+
+def _reports(root: Path) -> dict[str, Any]:
+    """The committed experiment and learning-curve reports (each row keeps its command)."""
+    out = {}
+    for rel in REPORTS:
+        path = root / rel
+        if path.is_file():
+            out[Path(rel).stem] = json.loads(path.read_text())
+    return out
+
+
+def reusable_policy(registry: Registry, version: str | None = None) -> tuple[str, Decision, dict[str, Any]]:
+    """(version, decision policy, CV metrics) of the bundle a quick run starts from."""
+    try:
+        path = registry.resolve(version)
+    except Exception as exc:  # noqa: BLE001 - any registry problem means: nothing to reuse
+        raise PolicyUnavailable(f"a quick run (no CV) reuses the current bundle's policy, but: {exc}") from None
+    meta, metrics = read_meta(path), read_metrics(path)
+    if "calibration" not in meta or "cv" not in metrics:
+        raise PolicyUnavailable(f"bundle {meta.get('version')} has no calibrated policy to reuse; run a full `stance train`")
+    labels = tuple(meta["labels"])
+    decision = Decision(labels, {k: tuple(v) for k, v in meta["calibration"].items()}, meta["thresholds"])
+    return str(meta["version"]), decision, metrics["cv"]
 
 
 def train_bundle(
@@ -114,79 +199,111 @@ def train_bundle(
     files: list[str],
     promote: bool = True,
     version: str | None = None,
+    reuse_from: str | None = None,
 ) -> TrainResult:
     """Train, evaluate and register a bundle; make it current if `promote`."""
     t0 = time.perf_counter()
     labels = list(settings.labels)
     cfg = settings.training
+    registry = Registry(settings.paths.models_dir)
     train, held = split_holdout(annotations, cfg.holdout_fraction, cfg.holdout_salt)
-    if len({a.source for a in train}) < cfg.n_folds:
+    cross_validate = cfg.cross_validate and reuse_from is None
+    if len({a.source for a in train}) < cfg.n_folds and cross_validate:
         raise ValueError(
             f"need at least {cfg.n_folds} training source documents for grouped CV; "
             f"got {len({a.source for a in train})}"
         )
+    reused = None if cross_validate else reusable_policy(registry, reuse_from)
     texts, targets = texts_and_targets(train, labels)
-    folds = grouped_folds(train, cfg.n_folds, cfg.seed, labels)
+    plan = make_plan(settings, len(train), cross_validate)
 
-    _log(f"grouped {cfg.n_folds}-fold CV on {len(train)} statements ({len({a.source for a in train})} documents)")
-    cv_tf = run_cv(train, transformer_fit_predict(settings), settings, "CV transformer", folds=folds)
-    cv_lr = run_cv(train, baseline_fit_predict(lambda: TfidfBaseline(cfg.seed)), settings, "CV tfidf", folds=folds)
-    cv_kw = run_cv(train, baseline_fit_predict(lambda: KeywordRules(labels)), settings, "CV keywords", binary=True, folds=folds)
+    cv: dict[str, Any]
+    cv_tf: CVOutcome | None = None
+    lr_decision: Decision | None = None
+    if cross_validate:
+        folds = grouped_folds(train, cfg.n_folds, cfg.seed, labels)
+        _log(f"grouped {cfg.n_folds}-fold CV on {len(train)} statements ({len({a.source for a in train})} documents)")
+        cv_tf = run_cv(train, transformer_fit_predict(settings, plan), settings, "CV transformer", folds=folds)
+        cv_lr = run_cv(train, baseline_fit_predict(lambda: TfidfBaseline(cfg.seed)), settings, "CV tfidf", folds=folds)
+        cv_kw = run_cv(train, baseline_fit_predict(lambda: KeywordRules(labels)), settings, "CV keywords", binary=True, folds=folds)
+        decision = fit_policy(settings.thresholds.policy, targets, cv_tf.probs, labels, settings.thresholds)
+        lr_decision = fit_policy(settings.thresholds.policy, targets, cv_lr.probs, labels, settings.thresholds)
+        calibrated, _ = cross_fit(settings.thresholds.policy, targets, cv_tf.probs, cv_tf.fold_of, labels, settings.thresholds)
+        whole = np.array([a.source in article_sources(settings) for a in train])
+        cv = {
+            "n_folds": cfg.n_folds,
+            "policy": settings.thresholds.policy,
+            "transformer": {**cv_tf.metrics, "article_none_false_stance_rate": false_stance_rate(targets, cv_tf.preds, whole)},
+            "tfidf_logreg": {**cv_lr.metrics, "article_none_false_stance_rate": false_stance_rate(targets, cv_lr.preds, whole)},
+            "keyword_rules": cv_kw.metrics,
+            "policies": policy_table(settings, train, cv_tf.probs, cv_tf.fold_of),
+            "calibration": calibration_report(targets, cv_tf.probs, calibrated, labels, settings.thresholds.calibration_bins),
+        }
+    else:
+        reused_version, decision, cv = reused
+        cv = {**cv, "reused_from": reused_version}
+        _log(f"quick run: no CV; decision policy and CV figures reused from {reused_version}")
     t_cv = time.perf_counter()
-    thresholds = choose_thresholds(targets, cv_tf.probs, labels, settings.thresholds)
 
     _log(f"final model on all {len(train)} training statements")
-    model, tokenizer = fit_recipe(texts, targets, settings)
+    plan.start("final model")
+    model, tokenizer = fit_recipe(texts, targets, settings, callbacks=[StepCallback(plan)])
     t_final = time.perf_counter()
+    plan.start("export and checks")
 
     holdout: dict[str, Any] = {}
+    h_texts, h_targets = texts_and_targets(held, labels)
+    groups = [a.source for a in held]
     if held:
-        h_texts, h_targets = texts_and_targets(held, labels)
-        groups = [a.source for a in held]
-        h_tf = apply_thresholds(predict_proba(model, tokenizer, h_texts, settings.base_model.max_length), thresholds, labels)
+        h_tf = decision.decide(predict_proba(model, tokenizer, h_texts, settings.base_model.max_length))
         lr = TfidfBaseline(cfg.seed).fit(texts, targets)
-        lr_cut = choose_thresholds(targets, cv_lr.probs, labels, settings.thresholds)
+        lr_cut = lr_decision or fit_policy("fixed", targets, lr.predict_proba(texts), labels, settings.thresholds)
         holdout = {
             "transformer": full_metrics(h_targets, h_tf, labels, settings.evaluation, groups),
-            "tfidf_logreg": point_metrics(h_targets, apply_thresholds(lr.predict_proba(h_texts), lr_cut, labels), labels),
+            "tfidf_logreg": point_metrics(h_targets, lr_cut.decide(lr.predict_proba(h_texts)), labels),
             "keyword_rules": point_metrics(h_targets, (KeywordRules(labels).predict_proba(h_texts) >= 0.5).astype(int), labels),
             "sources": sorted(set(groups)),
         }
 
-    registry = Registry(settings.paths.models_dir)
     version = version or registry.new_version()
     with tempfile.TemporaryDirectory(prefix="stance-bundle-") as tmp:
         tmp_dir = Path(tmp)
-        onnx_path = export_int8(model, tokenizer, tmp_dir / "model.int8.onnx")
-        all_texts, all_targets = texts_and_targets(annotations, labels)
-        int8 = _int8_check(model, tokenizer, onnx_path, all_texts, all_targets, thresholds, settings)
-        plots = pr_plots(
-            targets,
-            {"transformer": cv_tf.probs, "tfidf_logreg": cv_lr.probs, "keyword_rules": cv_kw.probs},
-            thresholds,
-            labels,
-            tmp_dir / "plots",
-        )
+        onnx_path = export_int8_model(model, tokenizer, tmp_dir)
+        if held:
+            int8 = int8_check(model, tokenizer, onnx_path, h_texts, h_targets, groups, decision, settings, unseen=True)
+        else:
+            a_texts, a_targets = texts_and_targets(annotations, labels)
+            int8 = int8_check(model, tokenizer, onnx_path, a_texts, a_targets, [a.source for a in annotations],
+                              decision, settings, unseen=False)
+        _log(("SERVING BACKEND: " + int8["decision"]).upper() if not int8["int8_ok"] else "serving backend: " + int8["decision"])
+        extra: dict[str, Path] = {ONNX_FILE: onnx_path}
+        if cv_tf is not None:
+            extra.update(pr_plots(
+                targets, {"transformer": cv_tf.probs, "tfidf_logreg": cv_lr.probs, "keyword_rules": cv_kw.probs},
+                {n: 0.5 for n in labels}, labels, tmp_dir / "plots", decision=decision,
+            ))
+            extra.update(reliability_plots(cv["calibration"], labels, tmp_dir / "plots"))
+            save_oof(tmp_dir / OOF_FILE, train, cv_tf.probs, cv_tf.fold_of)
+            extra[OOF_FILE] = tmp_dir / OOF_FILE
         t_end = time.perf_counter()
         metrics = {
-            "cv": {
-                "n_folds": cfg.n_folds,
-                "transformer": cv_tf.metrics,
-                "tfidf_logreg": cv_lr.metrics,
-                "keyword_rules": cv_kw.metrics,
-            },
+            "cv": cv,
             "holdout": holdout,
             "int8": int8,
             "data": _data_summary(annotations, train, held, files),
             "timing": {"cv_s": t_cv - t0, "final_s": t_final - t_cv, "total_s": t_end - t0},
+            **_reports(PROJECT_ROOT),
         }
         meta = {
             "version": version,
             "labels": labels,
-            "thresholds": thresholds,
+            "policy": settings.thresholds.policy,
+            "calibration": {n: list(v) for n, v in decision.calibration.items()},
+            "thresholds": decision.thresholds,
             "base_model": settings.base_model.package if settings.base_model.path is None else str(settings.base_model.path),
             "max_length": settings.base_model.max_length,
             "default_backend": "onnx" if int8["int8_ok"] else "torch",
+            "backend_reason": int8["decision"],
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "data": metrics["data"],
         }
@@ -199,16 +316,24 @@ def train_bundle(
             config_yaml=yaml.safe_dump(json.loads(settings.model_dump_json()), sort_keys=False),
             metrics=metrics,
             card=card,
-            extra={ONNX_FILE: onnx_path, **plots},
+            extra=extra,
         )
+    plan.finish()
     if promote:
         registry.set_current(version, reason="trained with `stance train`")
+    held_note = f"held-out {holdout['transformer']['macro_f1']:.3f} on {len(held)} statements; " if holdout else ""
     _log(
-        f"registered {version}: CV macro-F1 {cv_tf.metrics['macro_f1']:.3f} (tfidf {cv_lr.metrics['macro_f1']:.3f}, "
-        f"keywords {cv_kw.metrics['macro_f1']:.3f}); {'current' if promote else 'not promoted'}; "
-        f"{t_end - t0:.0f}s"
+        f"registered {version}: CV macro-F1 {cv['transformer']['macro_f1']:.3f}"
+        f"{' (reused)' if not cross_validate else ''} (tfidf {cv['tfidf_logreg']['macro_f1']:.3f}); {held_note}"
+        f"backend {meta['default_backend']}; {'current' if promote else 'not promoted'}; {t_end - t0:.0f}s"
     )
     return TrainResult(version=version, path=path, metrics=metrics)
+
+
+def export_int8_model(model: Any, tokenizer: Any, folder: Path) -> Path:
+    from training.onnx_export import export_int8
+
+    return export_int8(model, tokenizer, folder / "model.int8.onnx")
 
 
 def load_training_data(settings: Settings, data: Sequence[Path] | None = None) -> tuple[list[Annotation], list[str]]:
