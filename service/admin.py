@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 from fastapi import FastAPI
 
-from service import routes_annotations, routes_models
+from service import routes_annotations, routes_audit, routes_models
 from service.jobs import JobManager
 from service.promotion import ModelAdmin
 from service.store import AnnotationStore, open_database
@@ -59,6 +59,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.state.store = store
     app.state.models = models
     app.state.jobs = JobManager(settings, models, store, db)
+    app.include_router(routes_audit.router)  # before /annotations/{...} routes could shadow it
     app.include_router(routes_annotations.router)
     app.include_router(routes_models.router)
 

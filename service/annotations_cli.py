@@ -119,6 +119,40 @@ def stats(
             typer.echo(f"      {who}: {labels or ['none']}")
 
 
+@annotations.command("audit")
+def audit(
+    scores: str = typer.Option("bundle", help="bundle: the current model's CV scores; tfidf: a TF-IDF CV run now"),
+    limit: int = typer.Option(50, min=1, help="suspects shown (the files get all of them)"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="write the whole ranking as JSON Lines"),
+    label_studio: Path | None = typer.Option(None, "--label-studio", help="write a Label Studio task file for review"),
+    config: Path | None = ConfigOpt,
+) -> None:
+    """Likely label errors, likeliest first, from out-of-fold scores (cleanlab). Changes nothing."""
+    from service.audit import AuditUnavailable, run_audit
+    from training.audit import label_studio_tasks
+
+    if scores not in ("bundle", "tfidf"):
+        typer.secho(f"error: --scores must be bundle or tfidf, not {scores!r}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    settings = _settings(config)
+    try:
+        report = run_audit(settings, _store(config), scores)  # type: ignore[arg-type]
+    except AuditUnavailable as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    summary = report.to_json(limit)
+    typer.echo(f"{summary['n_audited']} of {summary['n_annotations']} annotations audited with {summary['scores_from']}; "
+               f"{summary['n_flagged']} flagged as likely label errors", err=True)
+    for s in summary["suspects"]:
+        typer.echo(f"{s['rank']:>4}  q={s['quality']:.3f}{' *' if s['flagged'] else '  '} {s['labels'] or ['none']} -> "
+                   f"{s['suggested_labels'] or ['none']}  [{s['source']}] {s['text'][:120]}")
+    if output:
+        output.write_text("".join(json.dumps(x.to_json(), ensure_ascii=False) + "\n" for x in report.suspects))
+    if label_studio:
+        label_studio.write_text(json.dumps(label_studio_tasks(report.suspects, report.model_version or "tfidf"),
+                                           ensure_ascii=False, indent=1))
+
+
 def _admin(config: Path | None):
     from service.promotion import ModelAdmin
 

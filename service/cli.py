@@ -4,12 +4,13 @@ halves, so training never imports the service."""
 
 from __future__ import annotations
 
-from service import annotations_cli, serve_cli
+from service import annotations_cli, jobs_cli, serve_cli
 from training import cli as training_cli
 
 app = training_cli.build_app()
 serve_cli.register(app)
 annotations_cli.register(app)
+jobs_cli.register(app)
 
 if __name__ == "__main__":
     app()

@@ -3,9 +3,14 @@
 Both bundles are scored on the same statements: the held-out gate documents
 (`training.data.split_holdout`) of the snapshot the candidate was trained from. No model
 ever trains on those documents, so the comparison is fair to both, and because it uses the
-newest snapshot, the yardstick grows with the data. The candidate is promoted when
-`candidate >= current - tolerance` on `gate.metric`; otherwise it stays in the registry,
-rejected with the reason recorded. Without a current model there is nothing to protect,
+newest snapshot, the yardstick grows with the data.
+
+The rule is honest about noise (`gate.rule: paired`): the two models' difference is
+bootstrapped over the same resampled documents (a paired bootstrap, so the difficulty of
+the exam cancels out), and the candidate is promoted unless it is worse beyond that noise:
+the interval's upper end must be >= 0 *and* the point difference >= -tolerance (a guard
+against a slow drift down through many "not significantly worse" steps). Otherwise it
+stays in the registry, rejected with the reason recorded. Without a current model there is nothing to protect,
 so the candidate is promoted. Without held-out statements nothing can be judged, so the
 candidate is not promoted automatically (an operator can still promote it by hand).
 """
@@ -19,8 +24,9 @@ from typing import Any
 
 from training.annotations import Annotation
 from training.bundle import Bundle, BundleError, load_bundle
-from training.data import split_holdout
-from training.settings import Settings
+from training.data import split_holdout, texts_and_targets
+from training.metrics import apply_thresholds, paired_bootstrap_delta
+from training.settings import GateSettings, Settings
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,8 @@ class GateDecision:
     candidate_score: float | None = None
     current_score: float | None = None
     n_heldout: int = 0
+    n_heldout_sources: int = 0
+    difference_ci: list[float] | None = None
     candidate_metrics: dict[str, Any] = field(default_factory=dict)
     current_metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -48,13 +56,22 @@ def evaluate(bundle: Bundle, annotations: Sequence[Annotation], settings: Settin
     return evaluate_bundle(bundle, list(annotations), settings)
 
 
-def compare(metric: str, tolerance: float, candidate: float, current: float) -> tuple[bool, str]:
+def compare(
+    gate: GateSettings, candidate: float, current: float, ci: list[float] | None = None
+) -> tuple[bool, str]:
     """The rule, on its own so it is obvious and testable."""
-    if candidate >= current - tolerance:
-        return True, (f"candidate {metric} {candidate:.4f} >= current {current:.4f} - tolerance "
-                      f"{tolerance:g}")
-    return False, (f"candidate {metric} {candidate:.4f} < current {current:.4f} - tolerance "
-                   f"{tolerance:g}; kept as a candidate")
+    metric, tol, delta = gate.metric, gate.tolerance, candidate - current
+    head = f"candidate {metric} {candidate:.4f} vs current {current:.4f} ({delta:+.4f}"
+    if gate.rule == "point" or ci is None:
+        if candidate >= current - tol:
+            return True, f"{head}) >= -tolerance {tol:g}"
+        return False, f"{head}) < -tolerance {tol:g}; kept as a candidate"
+    head += f", paired 95% CI [{ci[0]:+.4f}, {ci[1]:+.4f}])"
+    if ci[1] < 0:
+        return False, f"{head}: worse beyond noise (the whole interval is below 0); kept as a candidate"
+    if delta < -tol:
+        return False, f"{head}: within noise but the drop exceeds the tolerance {tol:g}; kept as a candidate"
+    return True, f"{head}: not worse beyond noise and within the tolerance {tol:g}"
 
 
 def judge(
@@ -68,7 +85,7 @@ def judge(
     _, held = split_holdout(snapshot, tr.holdout_fraction, tr.holdout_salt)
     candidate = load_bundle(candidate_path)
     base = dict(metric=gate.metric, tolerance=gate.tolerance, candidate_version=candidate.version,
-                n_heldout=len(held))
+                n_heldout=len(held), n_heldout_sources=len({a.source for a in held}))
     current: Bundle | None = None
     if current_path is not None:
         try:
@@ -83,6 +100,15 @@ def judge(
                             current_version=current.version, **base)
     cand_m, cur_m = evaluate(candidate, held, settings), evaluate(current, held, settings)
     c, p = float(cand_m[gate.metric]), float(cur_m[gate.metric])
-    ok, reason = compare(gate.metric, gate.tolerance, c, p)
+    ci = paired_difference(candidate, current, held, settings)
+    ok, reason = compare(gate, c, p, ci)
     return GateDecision(ok, reason, current_version=current.version, candidate_score=c, current_score=p,
-                        candidate_metrics=cand_m, current_metrics=cur_m, **base)
+                        difference_ci=ci, candidate_metrics=cand_m, current_metrics=cur_m, **base)
+
+
+def paired_difference(candidate: Bundle, current: Bundle, held: Sequence[Annotation], settings: Settings) -> list[float]:
+    """Paired-bootstrap interval of candidate minus current, over the held-out documents."""
+    texts, y = texts_and_targets(held, candidate.labels)
+    preds = [apply_thresholds(b.predict_proba(texts), b.thresholds, b.labels) for b in (candidate, current)]
+    average = "macro" if settings.gate.metric == "macro_f1" else "micro"
+    return paired_bootstrap_delta(y, preds[0], preds[1], [a.source for a in held], settings.evaluation, average)

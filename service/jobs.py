@@ -43,6 +43,7 @@ from service.promotion import CANDIDATE, PROMOTED, REJECTED, ModelAdmin, Promoti
 from service.store import AnnotationStore, Database, open_database
 from service.store_models import Job
 from training.annotations import load_annotations
+from training.progress import PROGRESS_ENV, read_progress
 from training.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger("stance.jobs")
@@ -55,6 +56,7 @@ DEFAULT = "default"
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _LOG_READ_BYTES = 1 << 16  # enough for any tail we show
 _KILL_GRACE_S = 5.0
+PROGRESS_FILE = "progress.json"  # written by the training process (training/progress.py)
 
 
 class JobConflict(RuntimeError):
@@ -202,7 +204,8 @@ class JobManager:
     def _spawn(self, job_dir: Path, cfg_path: Path, snapshot: Path) -> subprocess.Popen[bytes]:
         cmd = [sys.executable, "-m", self.settings.jobs.train_module, "train", "--config", str(cfg_path),
                "--data", str(snapshot), "--no-promote"]
-        env = {**os.environ, "STANCE_CONFIG": str(cfg_path), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "STANCE_CONFIG": str(cfg_path), "PYTHONUNBUFFERED": "1",
+               PROGRESS_ENV: str(job_dir / PROGRESS_FILE)}
         (job_dir / "command.txt").write_text(" ".join(cmd) + "\n")
         with (job_dir / "train.out").open("wb") as out, (job_dir / "train.log").open("wb") as err:
             return subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
@@ -357,7 +360,8 @@ class JobManager:
             "id": job.id, "kind": job.kind, "state": job.state, "config": job.config,
             "created_at": _iso(job.created_at), "started_at": _iso(job.started_at),
             "finished_at": _iso(job.finished_at), "pid": job.pid, "n_annotations": job.n_annotations,
-            "progress": tail[-1] if tail and job.state == RUNNING else None,
+            "progress": read_progress(job_dir / PROGRESS_FILE),
+            "log_last_line": tail[-1] if tail and job.state == RUNNING else None,
             "log_tail": tail, "exit_code": job.exit_code, "version": job.version,
             "metrics": job.metrics, "gate": job.gate, "error": job.error,
         }

@@ -11,12 +11,27 @@ from training.data import split_holdout
 from training.settings import load_settings
 
 
-def test_rule_with_tolerance():
-    assert compare("macro_f1", 0.0, 0.50, 0.50)[0]  # not worse -> promote
-    assert not compare("macro_f1", 0.0, 0.49, 0.50)[0]
-    assert compare("macro_f1", 0.02, 0.49, 0.50)[0]
-    ok, reason = compare("macro_f1", 0.0, 0.3, 0.5)
-    assert not ok and "0.3000 < current 0.5000" in reason
+def test_point_rule_with_tolerance():
+    from training.settings import GateSettings
+
+    point = GateSettings(rule="point", tolerance=0.0)
+    assert compare(point, 0.50, 0.50)[0]  # not worse -> promote
+    assert not compare(point, 0.49, 0.50)[0]
+    assert compare(GateSettings(rule="point", tolerance=0.02), 0.49, 0.50)[0]
+    ok, reason = compare(point, 0.3, 0.5)
+    assert not ok and "0.3000 vs current 0.5000" in reason and "kept as a candidate" in reason
+
+
+def test_paired_rule_rejects_only_what_is_worse_beyond_noise_or_tolerance():
+    from training.settings import GateSettings
+
+    paired = GateSettings(rule="paired", tolerance=0.01)
+    assert compare(paired, 0.495, 0.50, [-0.03, 0.02])[0]  # inside the noise, inside the tolerance
+    ok, reason = compare(paired, 0.45, 0.50, [-0.08, -0.01])
+    assert not ok and "worse beyond noise" in reason
+    ok, reason = compare(paired, 0.48, 0.50, [-0.06, 0.01])
+    assert not ok and "exceeds the tolerance" in reason
+    assert compare(paired, 0.55, 0.50, [0.01, 0.09])[0]
 
 
 @pytest.fixture
@@ -38,6 +53,7 @@ def test_better_candidate_promoted_worse_rejected(settings, snapshot):
     up = judge(says_yes, says_no, snapshot, settings)
     assert up.promote and up.candidate_score > up.current_score == 0.0
     assert up.n_heldout == len(held) and up.current_version == "no"
+    assert up.difference_ci is not None and up.difference_ci[0] <= up.candidate_score - up.current_score <= up.difference_ci[1]
     down = judge(says_no, says_yes, snapshot, settings)
     assert not down.promote and "kept as a candidate" in down.reason
     assert down.candidate_metrics["n"] == len(held)

@@ -128,7 +128,7 @@ class StoreSettings(_Section):
 class JobsSettings(_Section):
     """Retraining jobs (service/jobs.py): a subprocess per job, one at a time."""
 
-    default_config: str = "default"  # configs/<name>.yaml layered over the service's settings
+    default_config: str = "retrain"  # configs/<name>.yaml layered over the service's settings (retrain: no CV)
     train_module: str = "service.cli"  # run as `python -m <module> train ...`
     poll_interval_s: float = Field(1.0, gt=0)
     timeout_s: float = Field(6 * 3600, gt=0)  # a job running longer is killed and failed
@@ -147,7 +147,11 @@ class AuthSettings(_Section):
 
 class GateSettings(_Section):
     metric: Literal["macro_f1", "micro_f1"] = "macro_f1"
-    tolerance: float = Field(0.0, ge=0)
+    # paired: promote unless the candidate is worse beyond noise (docs/RETRAINING.md):
+    #   the upper end of the paired-bootstrap interval of (candidate - current) >= 0, and
+    #   the point difference >= -tolerance. point: candidate >= current - tolerance only.
+    rule: Literal["paired", "point"] = "paired"
+    tolerance: float = Field(0.01, ge=0)
 
 
 class Settings(_Section):

@@ -213,7 +213,15 @@ def train_bundle(
             f"need at least {cfg.n_folds} training source documents for grouped CV; "
             f"got {len({a.source for a in train})}"
         )
-    reused = None if cross_validate else reusable_policy(registry, reuse_from)
+    reused = None
+    if not cross_validate:
+        try:
+            reused = reusable_policy(registry, reuse_from)
+        except PolicyUnavailable as exc:
+            if reuse_from is not None:
+                raise
+            _log(f"{exc}: running the full CV instead")
+            cross_validate = True
     texts, targets = texts_and_targets(train, labels)
     plan = make_plan(settings, len(train), cross_validate)
 
