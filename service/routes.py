@@ -75,6 +75,9 @@ async def model_info(scorer: ScorerDep) -> dict[str, Any]:
         "thresholds": bundle.thresholds,
         "metrics": bundle.metrics,
         "backend": bundle.backend_name,
+        "backend_reason": bundle.meta.get("backend_reason"),
+        "policy": bundle.meta.get("policy"),
+        "calibration": bundle.meta.get("calibration"),
         "max_length": int(bundle.meta.get("max_length", 0)),
         "created": bundle.meta.get("created"),
         "serving": {

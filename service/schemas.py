@@ -59,6 +59,9 @@ class ModelInfo(BaseModel):
     thresholds: dict[str, float]
     metrics: dict[str, Any]
     backend: str
+    backend_reason: str | None = Field(None, description="why training chose the bundle's default backend (int8 check)")
+    policy: str | None = Field(None, description="decision policy: scores are calibrated probabilities, thresholds on them")
+    calibration: dict[str, list[float]] | None = Field(None, description="per label (a, b): score = sigmoid(a * logit + b)")
     max_length: int
     created: str | None = None
     serving: dict[str, Any] = Field(description="micro-batching counters since start")

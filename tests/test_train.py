@@ -292,3 +292,37 @@ def test_epoch_average_is_the_mean_of_the_last_epochs_weights():
         avg.on_epoch_end(None, types.SimpleNamespace(epoch=float(epoch)), None, model=model)
     avg.apply(model)
     assert torch.allclose(model.classifier.weight, torch.full_like(w, 2.5))  # epochs 2 and 3 only
+
+
+def test_policy_choice_prefers_fewer_false_stances_among_near_best():
+    from training.policy import choose_policy
+
+    table = {
+        "tuned": {"macro_f1": 0.75, "article_none_false_stance_rate": 0.13, "none_false_stance_rate": 0.30},
+        "calibrated": {"macro_f1": 0.74, "article_none_false_stance_rate": 0.03, "none_false_stance_rate": 0.19},
+        "fixed": {"macro_f1": 0.70, "article_none_false_stance_rate": 0.01, "none_false_stance_rate": 0.10},
+    }
+    assert choose_policy(table, within=0.015)[0] == "calibrated"  # fixed is too far below the best
+    assert choose_policy(table, within=0.0)[0] == "tuned"
+
+
+def test_policies_calibrate_scores_and_keep_decisions_consistent():
+    import numpy as np
+
+    from training.policy import cross_fit, fit_policy
+    from training.settings import ThresholdSettings
+
+    rng = np.random.default_rng(0)
+    y = (rng.random((400, 2)) < 0.3).astype(int)
+    raw = np.clip(0.35 + 0.4 * y + 0.2 * rng.standard_normal(y.shape), 0.01, 0.99).astype(np.float32)  # over-confident
+    cfg = ThresholdSettings()
+    labels = ("a", "b")
+    fixed = fit_policy("fixed", y, raw, labels, cfg)
+    assert (fixed.decide(raw) == (raw >= 0.5)).all()  # a raw 0.5 cut, expressed on the calibrated scale
+    calibrated = fit_policy("calibrated", y, raw, labels, cfg)
+    scores = calibrated.scores(raw)
+    assert abs(scores[:, 0].mean() - y[:, 0].mean()) < 0.02  # calibrated: mean score ~ base rate
+    assert (np.argsort(scores[:, 0], kind="stable") == np.argsort(raw[:, 0], kind="stable")).all()  # monotone
+    fold_of = np.arange(400) % 4
+    _, preds = cross_fit("tuned", y, raw, fold_of, labels, cfg)
+    assert preds.shape == y.shape and set(np.unique(preds)) <= {0, 1}

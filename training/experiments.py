@@ -24,7 +24,7 @@ from training.crossval import FitPredict, out_of_fold
 from training.data import Fold, grouped_folds, split_holdout, texts_and_targets
 from training.finetune import fit_recipe, predict_proba
 from training.metrics import false_stance_rate, full_metrics
-from training.policy import POLICIES, cross_fit
+from training.policy import POLICIES, choose_policy, cross_fit
 from training.settings import Settings
 
 SHIPPED = "finetune"
@@ -201,6 +201,7 @@ def run_experiments(
         "n_statements": len(train),
         "n_documents": len({a.source for a in train}),
         "policy": settings.thresholds.policy,
+        "select_within": settings.thresholds.select_within,
         "variants": rows,
     }
 
@@ -281,4 +282,7 @@ def conclude(report: dict[str, Any]) -> dict[str, Any]:
             + (" (inside its 95% interval)" if inside else " (outside its 95% interval)")
         )
     report["conclusion"] = ("Compared with the shipped recipe: " + "; ".join(notes) + ".") if notes else ""
+    if base is not None and base.get("policies"):
+        name, why = choose_policy(base["policies"], report.get("select_within", 0.015))
+        report["policy_choice"] = {"policy": name, "reason": why}
     return report

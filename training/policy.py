@@ -140,3 +140,22 @@ def reliability(y: np.ndarray, scores: np.ndarray, bins: int) -> list[dict[str, 
         if sel.any():
             out.append({"score": float(scores[sel].mean()), "rate": float(y[sel].mean()), "n": int(sel.sum())})
     return out
+
+
+def choose_policy(table: dict[str, dict], within: float) -> tuple[str, str]:
+    """The guide's rule for picking among policies measured on the same folds: a false stance
+    costs more than a missed one, so among the policies whose CV macro-F1 is within `within`
+    of the best, take the one that gives the fewest `none` statements of whole articles a
+    stance (then the fewest `none` statements overall)."""
+    best = max(m["macro_f1"] for m in table.values())
+    close = [n for n, m in table.items() if m["macro_f1"] >= best - within]
+
+    def false_stances(name: str) -> tuple[float, float]:
+        m = table[name]
+        art = m.get("article_none_false_stance_rate")
+        return (art if art is not None else 1.0, m.get("none_false_stance_rate") or 1.0)
+
+    pick = min(close, key=false_stances)
+    m = table[pick]
+    return pick, (f"`{pick}`: macro-F1 {m['macro_f1']:.3f} (best {best:.3f}, within {within}) with the fewest "
+                  f"false stances on none statements of whole articles ({false_stances(pick)[0]:.1%})")

@@ -78,6 +78,8 @@ class ThresholdSettings(_Section):
     policy: Literal["fixed", "tuned", "shrunk", "calibrated"] = "calibrated"
     shrink: float = Field(0.5, ge=0, le=1)  # `shrunk`: tuned threshold pulled toward 0.5 by this factor
     calibration_bins: int = Field(10, ge=2)  # reliability diagram and ECE
+    # choosing the policy: within this much CV macro-F1 of the best, the fewest false stances wins
+    select_within: float = Field(0.015, ge=0)
     beta: float = Field(1.0, gt=0)
     min: float = Field(0.15, gt=0, lt=1)
     max: float = Field(0.9, gt=0, lt=1)
