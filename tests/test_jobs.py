@@ -109,9 +109,12 @@ def test_one_job_at_a_time_then_kill_and_cancel(settings, monkeypatch):
         jobs = app.state.jobs
         running = _wait_state(jobs, job_id, {"running"})
         deadline = time.monotonic() + WAIT_S
-        while not client.get(f"/v1/jobs/{job_id}").json()["progress"] and time.monotonic() < deadline:
+        while not (client.get(f"/v1/jobs/{job_id}").json()["progress"] or {}).get("step") and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert "epoch 1" in client.get(f"/v1/jobs/{job_id}").json()["progress"]
+        shown = client.get(f"/v1/jobs/{job_id}").json()
+        assert shown["progress"]["phase"] == "final model" and shown["progress"]["phases"] == 2
+        assert 0 < shown["progress"]["percent"] < 100 and shown["progress"]["state"] == "running"
+        assert "epoch 1" in shown["log_last_line"]
         os.kill(running["pid"], signal.SIGKILL)  # the training dies
         failed = _wait_state(jobs, job_id, {"failed"})
         assert "signal 9" in failed["error"] and "epoch 1" in failed["error"]

@@ -32,8 +32,13 @@ def main(argv: list[str]) -> int:
         print("Traceback (most recent call last):\nRuntimeError: fake crash in training", file=sys.stderr)
         return 3
     if mode == "hang":
+        from training.progress import Plan
+
+        plan = Plan([("final model", 10**6), ("export and checks", 1)])  # writes STANCE_PROGRESS_FILE
+        plan.start("final model")
         for i in range(10**6):
             print(f"\repoch 1: {i}it", end="", file=sys.stderr, flush=True)
+            plan.step(1000)
             time.sleep(0.2)
     if mode == "noresult":
         return 0
