@@ -134,6 +134,9 @@ def experiments(
         None, "--learning-curve", help="instead: CV macro-F1 at these fractions of the training documents, "
         "e.g. 0.25,0.5,0.75 -> reports/learning_curve.json"
     ),
+    from_bundle: str | None = typer.Option(
+        None, "--from-bundle", help="add the shipped recipe's row from this bundle's own CV (no training)"
+    ),
     config: Path | None = ConfigOpt,
 ) -> None:
     """Compare training ideas in grouped CV on the same folds; the model card shows the table."""
@@ -160,6 +163,20 @@ def experiments(
         for p in curve["points"]:
             typer.echo(f"{p['fraction']:>5.0%} ({p['n_train_statements']} statements)  macro-F1 {p['macro_f1']:.3f} "
                        f"[{p['macro_f1_ci'][0]:.3f}, {p['macro_f1_ci'][1]:.3f}]")
+        return
+    if from_bundle:
+        from training.bundle import BundleError
+        from training.experiments import row_from_bundle
+        from training.registry import Registry
+
+        try:
+            bundle_dir = Registry(settings.paths.models_dir).resolve(from_bundle)
+            row = row_from_bundle(settings, annotations, bundle_dir, command)
+        except (BundleError, ValueError, FileNotFoundError) as exc:
+            _fail(str(exc))
+        report = run_experiments(settings, annotations, [], command, output)
+        report = write_report({**report, "variants": [row]}, output)
+        typer.echo(f"{row['name']} from {bundle_dir.name}: macro-F1 {row['metrics']['macro_f1']:.3f}")
         return
     names = [v.strip() for v in variants.split(",") if v.strip()]
     unknown = [n for n in names if n not in VARIANTS]

@@ -97,25 +97,42 @@ def _tfidf(settings: Settings) -> FitPredict:
     return fit_predict
 
 
+# Every fine-tuning variant names all recipe knobs, so a row keeps its meaning when the
+# defaults in configs/default.yaml change.
+_BASE = {"epochs": 4, "learning_rate": 1e-4, "layer_lr_decay": 1.0, "average_last_epochs": 0,
+         "label_smoothing": 0.0, "rdrop_alpha": 0.0}
+
+
+def _recipe(name: str, description: str, **knobs: Any) -> Variant:
+    full = {**_BASE, **knobs}
+    return Variant(name, f"{description} ({_knobs_text(full)})", _finetune(full))
+
+
+def _knobs_text(knobs: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in knobs.items())
+
+
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in [
         Variant(SHIPPED, "the recipe of configs/default.yaml", _finetune()),
         Variant("tfidf_logreg", "baseline: TF-IDF word 1-2 grams + logistic regression", _tfidf),
         Variant("embed_logreg", "frozen MiniLM mean-pooled embeddings + logistic regression", _embed_logreg),
-        Variant("e3", "3 epochs", _finetune({"epochs": 3})),
-        Variant("e4", "4 epochs", _finetune({"epochs": 4})),
-        Variant("e6", "6 epochs", _finetune({"epochs": 6})),
-        Variant("e8", "8 epochs (the recipe before this data)", _finetune({"epochs": 8})),
-        Variant("e4_lr5e-5", "4 epochs, learning rate 5e-5", _finetune({"epochs": 4, "learning_rate": 5e-5})),
-        Variant("e4_lr2e-4", "4 epochs, learning rate 2e-4", _finetune({"epochs": 4, "learning_rate": 2e-4})),
-        Variant("e4_avg3", "4 epochs, weights averaged over the last 3 epochs", _finetune({"epochs": 4, "average_last_epochs": 3})),
-        Variant("e6_avg3", "6 epochs, weights averaged over the last 3 epochs", _finetune({"epochs": 6, "average_last_epochs": 3})),
-        Variant("e4_llrd0.8_lr2e-4", "4 epochs, lr 2e-4 at the top, x0.8 per layer down (layer-wise decay)",
-                _finetune({"epochs": 4, "learning_rate": 2e-4, "layer_lr_decay": 0.8})),
-        Variant("e4_ls0.1", "4 epochs, label smoothing 0.1", _finetune({"epochs": 4, "label_smoothing": 0.1})),
-        Variant("e4_rdrop1", "4 epochs, R-drop (alpha 1)", _finetune({"epochs": 4, "rdrop_alpha": 1.0})),
-        Variant("ensemble2", "mean of 2 fine-tuned seeds (2x train and inference cost; not shippable)", _finetune(seeds=2)),
+        _recipe("e3", "3 epochs", epochs=3),
+        _recipe("e4", "4 epochs", epochs=4),
+        _recipe("e6", "6 epochs", epochs=6),
+        _recipe("e8", "8 epochs (the recipe before this data)", epochs=8),
+        _recipe("e4_lr5e-5", "4 epochs, learning rate 5e-5", learning_rate=5e-5),
+        _recipe("e4_lr2e-4", "4 epochs, learning rate 2e-4", learning_rate=2e-4),
+        _recipe("e4_avg3", "4 epochs, weights averaged over the last 3 epochs", average_last_epochs=3),
+        _recipe("e6_avg3", "6 epochs, weights averaged over the last 3 epochs", epochs=6, average_last_epochs=3),
+        _recipe("e4_llrd0.8_lr2e-4", "4 epochs, layer-wise learning-rate decay", learning_rate=2e-4, layer_lr_decay=0.8),
+        _recipe("e6_llrd0.8_lr2e-4", "6 epochs, layer-wise learning-rate decay", epochs=6, learning_rate=2e-4,
+                layer_lr_decay=0.8),
+        _recipe("e4_ls0.1", "4 epochs, label smoothing 0.1", label_smoothing=0.1),
+        _recipe("e4_rdrop1", "4 epochs, R-drop (2 dropout passes per step)", rdrop_alpha=1.0),
+        Variant("ensemble2", "mean of 2 fine-tuned seeds of the default recipe (2x train and inference cost; "
+                "not shippable)", _finetune(seeds=2)),
     ]
 }
 
@@ -177,7 +194,7 @@ def run_variant(
     knobs = {k: getattr(settings.training, k) for k in RECIPE_KNOBS}
     return {
         "name": name,
-        "description": variant.description + (f" ({json.dumps(knobs)})" if name == SHIPPED else ""),
+        "description": variant.description + (f" ({_knobs_text(knobs)})" if name == SHIPPED else ""),
         "metrics": {k: shipped[k] for k in ("macro_f1", "macro_f1_ci", "micro_f1", "none_false_stance_rate",
                                             "article_none_false_stance_rate")},
         "per_label_f1": shipped["per_label_f1"],
@@ -203,6 +220,34 @@ def run_experiments(
         "policy": settings.thresholds.policy,
         "select_within": settings.thresholds.select_within,
         "variants": rows,
+    }
+
+
+def row_from_bundle(
+    settings: Settings, annotations: Sequence[Annotation], bundle_dir: Path, command: str
+) -> dict[str, Any]:
+    """The shipped recipe's row from a bundle's own CV (its `oof.npz`), without training again:
+    `stance train` cross-validates on the same folds with the same seeds as `stance experiments`."""
+    import yaml
+
+    train, _ = split_holdout(annotations, settings.training.holdout_fraction, settings.training.holdout_salt)
+    oof = load_oof(bundle_dir / "oof.npz")
+    if [str(t) for t in oof["texts"]] != [a.text for a in train]:
+        raise ValueError(f"{bundle_dir.name} was cross-validated on other data than the current annotations")
+    trained = yaml.safe_load((bundle_dir / "training_config.yaml").read_text())["training"]
+    policies = policy_table(settings, train, oof["probs"], oof["fold_of"])
+    shipped = policies[settings.thresholds.policy]
+    return {
+        "name": SHIPPED,
+        "description": f"{VARIANTS[SHIPPED].description} ({_knobs_text({k: trained[k] for k in RECIPE_KNOBS})}); "
+                       f"the CV of bundle {bundle_dir.name}",
+        "metrics": {k: shipped[k] for k in ("macro_f1", "macro_f1_ci", "micro_f1", "none_false_stance_rate",
+                                            "article_none_false_stance_rate")},
+        "per_label_f1": shipped["per_label_f1"],
+        "policies": policies,
+        "seconds": None,
+        "command": command,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
 
