@@ -20,7 +20,7 @@ from typing import Any
 from training.annotations import Annotation
 from training.bundle import Bundle, BundleError, load_bundle
 from training.data import split_holdout
-from training.settings import Settings
+from service.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -66,13 +66,13 @@ def judge(
     """Evaluate candidate and current bundle on the held-out statements of `snapshot`."""
     gate, tr = settings.gate, settings.training
     _, held = split_holdout(snapshot, tr.holdout_fraction, tr.holdout_salt)
-    candidate = load_bundle(candidate_path)
+    candidate = load_bundle(candidate_path, settings.inference)
     base = dict(metric=gate.metric, tolerance=gate.tolerance, candidate_version=candidate.version,
                 n_heldout=len(held))
     current: Bundle | None = None
     if current_path is not None:
         try:
-            current = load_bundle(current_path)
+            current = load_bundle(current_path, settings.inference)
         except BundleError as exc:
             return GateDecision(False, f"current bundle cannot be loaded ({exc}); promote by hand",
                                 current_version=current_path.name, **base)

@@ -24,7 +24,7 @@ from service.pipeline import take_chunk
 from service.scoring import score_batches
 from service.statements import splitter_for, summarize
 from training.bundle import Bundle
-from training.settings import Settings
+from service.settings import Settings
 
 InputFormat = Literal["auto", "jsonl", "rss", "atom", "text", "dir"]
 _SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".xml": "rss", ".rss": "rss",

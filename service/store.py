@@ -36,7 +36,7 @@ from service.store_models import AnnotationRow, Base, Batch, BatchFile, Statemen
 _Row = TypeVar("_Row", Statement, Batch)
 from training.annotation_formats import read_annotation_file
 from training.annotations import Annotation, AnnotationError, Problem, annotation_files, write_jsonl
-from training.settings import Settings
+from service.settings import Settings
 
 API_BATCH_PREFIX = "api-"
 

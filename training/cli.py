@@ -1,16 +1,19 @@
-"""Training's commands: segment, train, evaluate. Mounted by `service.cli` under `stance`."""
+"""Training's commands: segment, train, evaluate, experiments. Mounted by `service.cli`
+under `stance`; also runnable alone as `python -m training.cli` (a retrain job's subprocess
+runs `python -m training.cli train ...`, so training never starts through the service)."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
 
-from training.settings import SettingsError, load_settings
+from training.settings import ROOT_ENV, Settings, SettingsError, load_settings
 
 
-def _settings(config: Path | None):
+def _settings(config: Path | None) -> Settings:
     try:
         return load_settings(config)
     except SettingsError as exc:
@@ -106,7 +109,7 @@ def evaluate(
     settings = _settings(config)
     try:
         annotations = load_annotations(data, settings.labels).annotations
-        bundle = load_bundle(Registry(settings.paths.models_dir).resolve(model), backend=backend)
+        bundle = load_bundle(Registry(settings.paths.models_dir).resolve(model), settings.inference, backend=backend)
         metrics = evaluate_bundle(bundle, annotations, settings)
     except (BundleError, ValueError) as exc:  # ValueError covers AnnotationError
         _fail(str(exc))
@@ -158,5 +161,18 @@ def build_app() -> typer.Typer:
     return app
 
 
-def _root() -> None:
+def _root(
+    root: Path | None = typer.Option(
+        None, "--root", envvar=ROOT_ENV,
+        help="project folder holding configs/, seeds/, models/, data/ (default: the current folder)",
+    ),
+) -> None:
     """Stance classification of statements on Ukraine's path into NATO."""
+    if root is not None:
+        # The one place the root is chosen: every command's settings (and a retrain job's
+        # subprocess, which inherits the environment) read it from here.
+        os.environ[ROOT_ENV] = str(root.resolve())
+
+
+if __name__ == "__main__":
+    build_app()()

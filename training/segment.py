@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pysbd
 
-from training.settings import SegmentationSettings, get_settings
+from training.settings import SegmentationSettings
 
 
 @dataclass(frozen=True)
@@ -119,9 +119,8 @@ def split_paragraph(paragraph: str, settings: SegmentationSettings) -> list[str]
     return [piece for s in merged for piece in _split_long(s, settings.max_statement_chars)]
 
 
-def segment(text: str, settings: SegmentationSettings | None = None) -> list[Statement]:
+def segment(text: str, settings: SegmentationSettings) -> list[Statement]:
     """Split an article (or any text) into statements, in order, boilerplate flagged."""
-    settings = settings or get_settings().segmentation
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
     pieces = [
         piece
@@ -141,9 +140,9 @@ def segment(text: str, settings: SegmentationSettings | None = None) -> list[Sta
     return out
 
 
-def content_statements(text: str, settings: SegmentationSettings | None = None) -> list[Statement]:
+def content_statements(text: str, settings: SegmentationSettings) -> list[Statement]:
     return [s for s in segment(text, settings) if s.boilerplate is None]
 
 
-def segment_file(path: Path, settings: SegmentationSettings | None = None) -> list[Statement]:
+def segment_file(path: Path, settings: SegmentationSettings) -> list[Statement]:
     return segment(Path(path).read_text(encoding="utf-8"), settings)

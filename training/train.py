@@ -33,7 +33,7 @@ from training.finetune import fit_recipe, predict_proba
 from training.metrics import apply_thresholds, choose_thresholds, full_metrics, point_metrics
 from training.onnx_export import export_int8
 from training.registry import Registry
-from training.settings import PROJECT_ROOT, Settings
+from training.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,7 @@ def train_bundle(
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "data": metrics["data"],
         }
-        card = model_card(metrics, meta, PROJECT_ROOT)
+        card = model_card(metrics, meta, settings.root)
         path = save_bundle(
             registry.path(version),
             model=model,
