@@ -212,7 +212,7 @@ def _argilla(where: str, item: Any, question: str | None) -> list[tuple[str, dic
         values = item.get(f"{q}.responses") or []
         users = item.get(f"{q}.responses.users") or [None] * len(values)
         statuses = item.get(f"{q}.responses.status") or [SUBMITTED] * len(values)
-        responses = list(zip(values, users, statuses))
+        responses = list(zip(values, users, statuses, strict=False))  # as ever: the shortest list wins
     else:  # Argilla 1 FeedbackDataset -> datasets
         q = _pick(_argilla_v1_questions(item), question)
         col = item[q]

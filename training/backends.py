@@ -152,7 +152,7 @@ class OnnxBackend:
             )
 
         out: np.ndarray | None = None
-        for idx, logits in zip(groups, self._pool.map(run, groups)):
+        for idx, logits in zip(groups, self._pool.map(run, groups), strict=True):
             if out is None:
                 out = np.zeros((len(texts), logits.shape[1]), dtype=np.float32)
             out[idx] = logits

@@ -84,8 +84,8 @@ class Bundle:
         cut = np.array([self.thresholds[name] for name in self.labels])
         return [
             Prediction(
-                labels=[n for n, p, t in zip(self.labels, row, cut) if p >= t],
-                scores={n: round(float(p), 6) for n, p in zip(self.labels, row)},
+                labels=[n for n, p, t in zip(self.labels, row, cut, strict=True) if p >= t],
+                scores={n: round(float(p), 6) for n, p in zip(self.labels, row, strict=True)},
             )
             for row in probs
         ]

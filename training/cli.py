@@ -142,7 +142,11 @@ def experiments(
     report = write_report(run_experiments(settings, annotations, names, command.strip()), output)
     for row in (r for r in report["variants"] if r["name"] in names):
         m = row["metrics"]
-        typer.echo(f"{row['name']:<22} macro-F1 {m['macro_f1']:.3f} [{m['macro_f1_ci'][0]:.3f}, {m['macro_f1_ci'][1]:.3f}]  micro-F1 {m['micro_f1']:.3f}  {row['seconds']:.0f}s")
+        lo, hi = m["macro_f1_ci"]
+        typer.echo(
+            f"{row['name']:<22} macro-F1 {m['macro_f1']:.3f} [{lo:.3f}, {hi:.3f}]  "
+            f"micro-F1 {m['micro_f1']:.3f}  {row['seconds']:.0f}s"
+        )
     typer.echo(report["conclusion"])
 
 

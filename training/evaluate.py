@@ -35,5 +35,8 @@ def format_report(metrics: dict[str, Any]) -> str:
     ]
     for name, m in metrics["per_label"].items():
         lo, hi = m["f1_ci"]
-        lines.append(f"{name:<24}{m['precision']:>10.3f}{m['recall']:>8.3f}{m['f1']:>7.3f}  [{lo:.3f}, {hi:.3f}]  {m['support']:>6}")
+        lines.append(
+            f"{name:<24}{m['precision']:>10.3f}{m['recall']:>8.3f}{m['f1']:>7.3f}  "
+            f"[{lo:.3f}, {hi:.3f}]  {m['support']:>6}"
+        )
     return "\n".join(lines)

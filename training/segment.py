@@ -30,11 +30,18 @@ class Statement:
 _BOILERPLATE_LINES: list[tuple[str, re.Pattern[str]]] = [
     (name, re.compile(pattern, re.IGNORECASE))
     for name, pattern in [
-        ("navigation", r"^(menu|home|search|back to top( button)?|similar articles|related( articles| posts)?|recent posts|read more|share( this)?|tags?:.*)$"),
+        (
+            "navigation",
+            r"^(menu|home|search|back to top( button)?|similar articles|related( articles| posts)?"
+            r"|recent posts|read more|share( this)?|tags?:.*)$",
+        ),
         ("read-also link", r"^(read also|see also|related|also read)\s*:"),
         ("byline", r"^(by|author|photo|source|image)\s*(:|$)|^photo:"),
         ("relative date", r"^\d+\s+(second|minute|hour|day|week|month|year)s?\s+ago$"),
-        ("comment form", r"^leave a (reply|comment)$|your email address will not be published|required fields are marked"),
+        (
+            "comment form",
+            r"^leave a (reply|comment)$|your email address will not be published|required fields are marked",
+        ),
         ("cookie banner", r"\bwe use cookies\b|\bcookie policy\b|\baccept (all )?cookies\b"),
         ("browser notice", r"^outdated browser$|^available for$|^(windows|mac os|linux)$"),
         ("percentage", r"^[\d.,]+\s*%$"),

@@ -22,7 +22,7 @@ def test_five_seed_articles_are_the_shared_ones_unchanged():
 
 
 def test_corpus_annotations_cover_every_statement_of_every_article():
-    rows = [json.loads(l) for l in (ROOT / "seeds/annotations/corpus.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (ROOT / "seeds/annotations/corpus.jsonl").read_text().splitlines()]
     for path in ARTICLES:
         expected = [s.text for s in segment_file(path, SEGMENTATION)]
         annotated = [r["text"] for r in rows if r["source"] == path.stem]
