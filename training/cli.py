@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -13,18 +14,29 @@ import typer
 from training.settings import ROOT_ENV, Settings, SettingsError, load_settings
 
 
-def _settings(config: Path | None) -> Settings:
+Loader = Callable[[Path | None], Settings]
+
+
+def _settings(ctx: typer.Context, config: Path | None) -> Settings:
+    """The command's settings, read by the loader the app was built with: training's own,
+    or (under `stance`) the service's, which validates the service's sections too."""
+    load: Loader = ctx.find_root().obj or load_settings
     try:
-        return load_settings(config)
+        return load(config)
     except SettingsError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
 
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML layered over configs/default.yaml")
+RootOpt = typer.Option(
+    None, "--root", envvar=ROOT_ENV,
+    help="project folder holding configs/, seeds/, models/, data/ (default: the current folder)",
+)
 
 
 def segment(
+    ctx: typer.Context,
     inputs: list[Path] = typer.Argument(..., help="article .txt files or folders of them"),
     output: Path | None = typer.Option(None, "--output", "-o", help="JSONL out (default: stdout)"),
     include_boilerplate: bool = typer.Option(False, help="also emit flagged boilerplate"),
@@ -33,7 +45,7 @@ def segment(
     """Split articles into statements (JSONL: text, source, index, boilerplate)."""
     from training.segment import segment_file
 
-    settings = _settings(config)
+    settings = _settings(ctx, config)
     files: list[Path] = []
     for item in inputs:
         if item.is_dir():
@@ -71,6 +83,7 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def train(
+    ctx: typer.Context,
     data: list[Path] = typer.Option(None, "--data", "-d", help="annotation JSONL files (default: every *.jsonl in paths.annotations_dir)"),
     promote: bool = typer.Option(True, "--promote/--no-promote", help="make the new bundle the current model"),
     config: Path | None = ConfigOpt,
@@ -79,7 +92,7 @@ def train(
     {"version", "path", "metrics"}."""
     from training.train import load_training_data, train_bundle
 
-    settings = _settings(config)
+    settings = _settings(ctx, config)
     try:
         annotations, files = load_training_data(settings, data)
         result = train_bundle(settings, annotations, files, promote=promote)
@@ -94,6 +107,7 @@ def train(
 
 
 def evaluate(
+    ctx: typer.Context,
     data: list[Path] = typer.Option(..., "--data", "-d", help="annotation JSONL file(s) to score against"),
     model: str | None = typer.Option(None, "--model", "-m", help="model version (default: current)"),
     backend: str | None = typer.Option(None, help="onnx or torch (default: the bundle's)"),
@@ -106,7 +120,7 @@ def evaluate(
     from training.evaluate import evaluate_bundle, format_report
     from training.registry import Registry
 
-    settings = _settings(config)
+    settings = _settings(ctx, config)
     try:
         annotations = load_annotations(data, settings.labels).annotations
         bundle = load_bundle(Registry(settings.paths.models_dir).resolve(model), settings.inference, backend=backend)
@@ -119,6 +133,7 @@ def evaluate(
 
 
 def experiments(
+    ctx: typer.Context,
     variants: str = typer.Option(
         "finetune,finetune_lr5e-5,finetune_cls_lr5e-5,finetune_unweighted_lr5e-5,embed_logreg,setfit",
         help="comma-separated variant names (see training/experiments.py)",
@@ -132,7 +147,7 @@ def experiments(
     from training.experiments import VARIANTS, run_experiments, write_report
     from training.train import load_training_data
 
-    settings = _settings(config)
+    settings = _settings(ctx, config)
     names = [v.strip() for v in variants.split(",") if v.strip()]
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
@@ -150,32 +165,29 @@ def experiments(
     typer.echo(report["conclusion"])
 
 
-def build_app() -> typer.Typer:
+def build_app(load: Loader = load_settings) -> typer.Typer:
+    """Training's commands; `load` reads each command's settings (see `_settings`)."""
+
+    def root_option(ctx: typer.Context, root: Path | None = RootOpt) -> None:
+        """Stance classification of statements on Ukraine's path into NATO."""
+        ctx.obj = load
+        if root is not None:
+            # The one place the root is chosen: every command's settings (and a retrain
+            # job's subprocess, which inherits the environment) read it from here.
+            os.environ[ROOT_ENV] = str(root.resolve())
+
     app = typer.Typer(
         help="Stance classification of statements on Ukraine's path into NATO.",
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
     )
-    app.callback()(_root)
+    app.callback()(root_option)
     app.command()(segment)
     app.command()(train)
     app.command()(evaluate)
     app.command()(experiments)
     return app
-
-
-def _root(
-    root: Path | None = typer.Option(
-        None, "--root", envvar=ROOT_ENV,
-        help="project folder holding configs/, seeds/, models/, data/ (default: the current folder)",
-    ),
-) -> None:
-    """Stance classification of statements on Ukraine's path into NATO."""
-    if root is not None:
-        # The one place the root is chosen: every command's settings (and a retrain job's
-        # subprocess, which inherits the environment) read it from here.
-        os.environ[ROOT_ENV] = str(root.resolve())
 
 
 if __name__ == "__main__":

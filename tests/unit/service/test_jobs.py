@@ -158,3 +158,28 @@ def test_restart_judges_a_job_that_finished_while_down(settings, monkeypatch):
     second.recover()
     job = _wait_state(second, job_id, {"succeeded", "rejected"})
     assert job["version"] and job["gate"] is not None
+
+
+def test_snapshot_is_checked_against_the_jobs_own_labels(tmp_path, monkeypatch):
+    """A configs/<name>.yaml that changes the label schema: the job's snapshot is validated
+    against the labels the job trained with, not the service's."""
+    import shutil
+
+    import yaml
+
+    from tests.support import PROJECT
+
+    root = tmp_path / "root"
+    (root / "configs").mkdir(parents=True)
+    shutil.copy(PROJECT / "configs" / "default.yaml", root / "configs" / "default.yaml")
+    service = load_service_settings(write_config(tmp_path, jobs={"train_module": "tests.support.fake_trainer"}),
+                                    root=root)
+    narrower = [name for name in service.labels if name != "opposition"]
+    (root / "configs" / "narrow.yaml").write_text(yaml.safe_dump({"labels": narrower}))
+    seed_dir(tmp_path / "seeds", 181)
+    monkeypatch.setenv("PYTHONPATH", str(PROJECT))  # the stand-in trainer runs in the job's root
+    monkeypatch.setenv("FAKE_TRAIN_MODE", "ok")
+    jobs, _ = manager(service)
+    job = jobs.wait(jobs.start("narrow")["id"], WAIT_S)
+    assert job["state"] == "failed", job
+    assert "unknown label" in job["error"] and "opposition" in job["error"]
