@@ -10,12 +10,12 @@ import json
 import sys
 
 from service.bench import bench_http, seed_statements
+from service.settings import load_service_settings
 from training.registry import Registry
-from training.settings import get_settings
 
 
 def main(seconds: float = 15.0, sizes: tuple[int, ...] = (4, 8, 16, 64)) -> None:
-    settings = get_settings()
+    settings = load_service_settings()  # the entry point: configs/ under the current folder or $STANCE_ROOT
     path = Registry(settings.paths.models_dir).resolve(None)
     texts = seed_statements(settings)
     out: dict[str, object] = {"model": path.name, "clients": 16, "seconds": seconds, "by_microbatch_max_size": {}}

@@ -22,15 +22,15 @@ import training.modeling  # noqa: F401  (registers the bundle's model type)
 from training.annotations import annotation_files, load_annotations
 from training.bundle import MODEL_DIR, ONNX_FILE
 from training.registry import Registry
-from training.settings import get_settings
+from training.settings import load_settings
 
 MATMUL_OPS = {"DynamicQuantizeMatMul", "MatMulIntegerToFloat", "MatMulInteger", "QAttention"}
 
 
 def main(version: str | None = None) -> None:
-    settings = get_settings()
+    settings = load_settings()  # the entry point: configs/ under the current folder or $STANCE_ROOT
     path = Registry(settings.paths.models_dir).resolve(version)
-    texts = [a.text for a in load_annotations(annotation_files(settings.paths.annotations_dir)).annotations]
+    texts = [a.text for a in load_annotations(annotation_files(settings.paths.annotations_dir), settings.labels).annotations]
     tokenizer = AutoTokenizer.from_pretrained(path / MODEL_DIR, local_files_only=True)
     config = AutoConfig.from_pretrained(path / MODEL_DIR, local_files_only=True)
     opts = ort.SessionOptions()

@@ -21,7 +21,7 @@ from service import routes_annotations, routes_audit, routes_models
 from service.jobs import JobManager
 from service.promotion import ModelAdmin
 from service.store import AnnotationStore, open_database
-from training.settings import Settings
+from service.settings import Settings
 
 log = logging.getLogger("stance.admin")
 

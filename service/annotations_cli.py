@@ -17,14 +17,15 @@ import typer
 
 from training.annotation_formats import FORMATS
 from training.annotations import AnnotationError
-from training.settings import Settings, SettingsError, load_settings
+from service.settings import Settings, load_service_settings
+from training.settings import SettingsError
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML layered over configs/default.yaml")
 
 
 def _settings(config: Path | None) -> Settings:
     try:
-        return load_settings(config)
+        return load_service_settings(config)
     except SettingsError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None

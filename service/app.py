@@ -22,7 +22,7 @@ from service.routes import FEEDS_PATH, router
 from service.scoring import Scorer, ScoringMetrics
 from training.bundle import Bundle, load_bundle
 from training.registry import Registry
-from training.settings import Settings, get_settings
+from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ def open_bundle(path: Path, settings: Settings) -> Bundle:
     inference = settings.inference
     return load_bundle(
         path,
+        inference,
         backend="torch" if inference.backend == "torch" else None,
         threads=inference.threads,
         batch_size=inference.batch_size,
@@ -47,9 +48,9 @@ def open_bundle(path: Path, settings: Settings) -> Bundle:
     )
 
 
-def create_app(settings: Settings | None = None, model_version: str | None = None) -> FastAPI:
-    """A FastAPI app serving `model_version` (default: the registry's current model)."""
-    settings = settings or get_settings()
+def create_app(settings: Settings, model_version: str | None = None) -> FastAPI:
+    """A FastAPI app serving `model_version` (default: the registry's current model).
+    `settings` are built by the caller (`stance serve`, tests) and reach every part from here."""
     registry = CollectorRegistry()
     scorer = Scorer(
         max_batch=settings.service.microbatch_max_size,

@@ -12,7 +12,7 @@ import secrets
 
 from fastapi import HTTPException, Request, status
 
-from training.settings import Settings
+from service.settings import Settings
 
 
 def _settings(request: Request) -> Settings:

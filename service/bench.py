@@ -33,7 +33,8 @@ from training.annotations import annotation_files
 from service.app import open_bundle
 from training.bundle import MODEL_DIR, read_meta
 from training.registry import Registry
-from training.settings import Settings
+from service.settings import Settings
+from training.settings import CONFIG_ENV, ROOT_ENV
 
 READY_TIMEOUT_S = 300.0  # the service also imports the seed annotations into its store on start
 REQUEST_TIMEOUT_S = 10.0
@@ -272,7 +273,7 @@ def bench_http(
         url = f"http://127.0.0.1:{port}"
         cmd = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
                "--config", str(config), "--log-level", "warning"]
-        env = {**os.environ, "STANCE_CONFIG": str(config)}
+        env = {**os.environ, CONFIG_ENV: str(config), ROOT_ENV: str(settings.root)}
         log = (Path(tmp) / "service.log").open("wb")
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         peak = 0

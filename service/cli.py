@@ -5,9 +5,11 @@ halves, so training never imports the service."""
 from __future__ import annotations
 
 from service import annotations_cli, jobs_cli, serve_cli
+from service.settings import load_service_settings
 from training import cli as training_cli
 
-app = training_cli.build_app()
+# Training's commands read the whole config (service sections included) under `stance`.
+app = training_cli.build_app(load_service_settings)
 serve_cli.register(app)
 annotations_cli.register(app)
 jobs_cli.register(app)

@@ -26,7 +26,7 @@ from training.annotations import Annotation
 from training.bundle import Bundle, BundleError, load_bundle
 from training.data import split_holdout, texts_and_targets
 from training.metrics import apply_thresholds, paired_bootstrap_delta
-from training.settings import GateSettings, Settings
+from service.settings import GateSettings, Settings
 
 
 @dataclass(frozen=True)
@@ -83,13 +83,13 @@ def judge(
     """Evaluate candidate and current bundle on the held-out statements of `snapshot`."""
     gate, tr = settings.gate, settings.training
     _, held = split_holdout(snapshot, tr.holdout_fraction, tr.holdout_salt)
-    candidate = load_bundle(candidate_path)
+    candidate = load_bundle(candidate_path, settings.inference)
     base = dict(metric=gate.metric, tolerance=gate.tolerance, candidate_version=candidate.version,
                 n_heldout=len(held), n_heldout_sources=len({a.source for a in held}))
     current: Bundle | None = None
     if current_path is not None:
         try:
-            current = load_bundle(current_path)
+            current = load_bundle(current_path, settings.inference)
         except BundleError as exc:
             return GateDecision(False, f"current bundle cannot be loaded ({exc}); promote by hand",
                                 current_version=current_path.name, **base)

@@ -41,18 +41,18 @@ from sqlalchemy.exc import IntegrityError
 from service import gate
 from service.promotion import CANDIDATE, PROMOTED, REJECTED, ModelAdmin, PromotionError
 from service.store import AnnotationStore, Database, open_database
+from service.settings import Settings
 from service.store_models import Job
 from training.annotations import load_annotations
 from training.progress import PROGRESS_ENV, read_progress
-from training.settings import PROJECT_ROOT, Settings
+from training.settings import CONFIG_ENV, DEFAULT_CONFIG_NAME, ROOT_ENV, layered_config, load_settings
 
 log = logging.getLogger("stance.jobs")
 
 QUEUED, RUNNING, JUDGING = "queued", "running", "judging"
 SUCCEEDED, REJECTED_STATE, FAILED, CANCELLED = "succeeded", "rejected", "failed", "cancelled"
 ACTIVE = (QUEUED, RUNNING, JUDGING)
-CONFIGS_DIR = PROJECT_ROOT / "configs"
-DEFAULT = "default"
+DEFAULT = DEFAULT_CONFIG_NAME
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _LOG_READ_BYTES = 1 << 16  # enough for any tail we show
 _KILL_GRACE_S = 5.0
@@ -77,15 +77,8 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
-def available_configs() -> list[str]:
-    return [DEFAULT] + sorted(p.stem for p in CONFIGS_DIR.glob("*.yaml") if p.stem != DEFAULT)
+def available_configs(configs_dir: Path) -> list[str]:
+    return [DEFAULT] + sorted(p.stem for p in configs_dir.glob("*.yaml") if p.stem != DEFAULT)
 
 
 def effective_config(settings: Settings, name: str) -> dict[str, Any]:
@@ -95,13 +88,10 @@ def effective_config(settings: Settings, name: str) -> dict[str, Any]:
     data = settings.model_dump(mode="json")
     if name == DEFAULT:
         return data
-    path = CONFIGS_DIR / f"{name}.yaml"
+    path = settings.configs_dir / f"{name}.yaml"
     if not _NAME.match(name) or not path.is_file():
-        raise ConfigNotFound(f"unknown config {name!r}; available: {available_configs()}")
-    overlay = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    for key, value in (overlay.get("paths") or {}).items():
-        overlay["paths"][key] = str(value if Path(value).is_absolute() else PROJECT_ROOT / value)
-    return _merge(data, overlay)
+        raise ConfigNotFound(f"unknown config {name!r}; available: {available_configs(settings.configs_dir)}")
+    return layered_config(data, path, settings.root)  # the same layering as load_settings
 
 
 def read_tail(path: Path, lines: int) -> list[str]:
@@ -204,11 +194,12 @@ class JobManager:
     def _spawn(self, job_dir: Path, cfg_path: Path, snapshot: Path) -> subprocess.Popen[bytes]:
         cmd = [sys.executable, "-m", self.settings.jobs.train_module, "train", "--config", str(cfg_path),
                "--data", str(snapshot), "--no-promote"]
-        env = {**os.environ, "STANCE_CONFIG": str(cfg_path), "PYTHONUNBUFFERED": "1",
+        root = self.settings.root
+        env = {**os.environ, CONFIG_ENV: str(cfg_path), ROOT_ENV: str(root), "PYTHONUNBUFFERED": "1",
                PROGRESS_ENV: str(job_dir / PROGRESS_FILE)}
         (job_dir / "command.txt").write_text(" ".join(cmd) + "\n")
         with (job_dir / "train.out").open("wb") as out, (job_dir / "train.log").open("wb") as err:
-            return subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+            return subprocess.Popen(cmd, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=err, start_new_session=True)
 
     # ------------------------------------------------------------ follow
@@ -275,7 +266,10 @@ class JobManager:
         self._update(job_id, state=JUDGING, exit_code=code, version=version, metrics=result.get("metrics"))
         self.admin.set_status(version, CANDIDATE, "trained; awaiting the gate", job_id=job_id)
         try:
-            snapshot = load_annotations([job_dir / "snapshot.jsonl"]).annotations
+            # The snapshot is checked against the labels the job trained with (its own
+            # config, which a configs/<name>.yaml may have changed), not the service's.
+            job_settings = load_settings(job_dir / "config.yaml", self.settings.root)
+            snapshot = load_annotations([job_dir / "snapshot.jsonl"], job_settings.labels).annotations
             current = self.admin.registry.current()
             current_path = self.admin.registry.resolve(current) if current else None
             decision = gate.judge(self.admin.registry.resolve(version), current_path, snapshot, self.settings)

@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from training.settings import ServiceSettings
+from service.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 

@@ -78,7 +78,7 @@ def article_result(
         return {**article.meta(), "error": article.error}
     rows = [
         {"index": u.index, "text": u.text, "labels": p.labels, "scores": p.scores}
-        for u, p in zip(prepared.units, preds)
+        for u, p in zip(prepared.units, preds, strict=True)
     ]
     return {
         **article.meta(),

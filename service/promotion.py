@@ -18,7 +18,7 @@ from service.store import Database, open_database
 from service.store_models import ModelStatus
 from training.bundle import Bundle, BundleError
 from training.registry import Registry
-from training.settings import Settings
+from service.settings import Settings
 
 ROLLBACK = "rollback"
 CANDIDATE, PROMOTED, REJECTED, ROLLED_BACK = "candidate", "promoted", "rejected", "rolled_back"

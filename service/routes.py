@@ -15,7 +15,7 @@ from service.feeds import FORMAT_ALIASES, FeedError, detect_format, open_feed
 from service.limits import Utf8JsonRoute, check_texts
 from service.schemas import ClassifyRequest, ClassifyResponse, ErrorBody, Health, ModelInfo
 from service.scoring import Scorer
-from training.settings import Settings
+from service.settings import Settings
 
 FEEDS_PATH = "/v1/feeds/score"
 SPOOL_IN_MEMORY_BYTES = 1 << 20  # feed bodies above this spill to a temp file

@@ -40,7 +40,9 @@ def retrain(request: Request, body: RetrainIn | None = Body(None)) -> dict[str, 
     try:
         return _jobs(request).start(body.config if body else None)
     except JobConflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail={"message": str(exc), "active_job": exc.active_id})
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, detail={"message": str(exc), "active_job": exc.active_id}
+        ) from None
     except ConfigNotFound as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
 

@@ -24,7 +24,7 @@ from service.pipeline import take_chunk
 from service.scoring import score_batches
 from service.statements import splitter_for, summarize
 from training.bundle import Bundle
-from training.settings import Settings
+from service.settings import Settings
 
 InputFormat = Literal["auto", "jsonl", "rss", "atom", "text", "dir"]
 _SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".xml": "rss", ".rss": "rss",
@@ -83,7 +83,7 @@ def score_statements(path: Path, out: IO[str], bundle: Bundle, window: int) -> O
         rows = _statement_rows(fh, outcome, bar)
         while chunk := list(itertools.islice(rows, window)):
             preds = score_batches(bundle, [r["text"] for r in chunk], window)
-            for row, pred in zip(chunk, preds):
+            for row, pred in zip(chunk, preds, strict=True):
                 _write(out, {**row, "labels": pred.labels, "scores": pred.scores})
                 outcome.written += 1
     return outcome
@@ -131,7 +131,7 @@ def score_articles(
                     continue
                 part = preds[offset : offset + len(prepared.units)]
                 offset += len(prepared.units)
-                for unit, pred in zip(prepared.units, part):
+                for unit, pred in zip(prepared.units, part, strict=True):
                     _write(out, {"type": "statement", "article_id": article.id, "index": unit.index,
                                  "text": unit.text, "labels": pred.labels, "scores": pred.scores})
                     outcome.written += 1

@@ -30,6 +30,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter as PromCounter, Gauge, Histogram
 
 from training.bundle import Bundle, Prediction, load_bundle
+from training.settings import InferenceSettings
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +55,18 @@ def score_batches(
 
 
 class BatchPredictor:
-    """`ds.map_batches(BatchPredictor, fn_constructor_kwargs={"bundle_path": p}, ...)`.
+    """`ds.map_batches(BatchPredictor, fn_constructor_kwargs={"bundle_path": p,
+    "inference": settings.inference}, ...)`.
 
     Ray Data calls the instance with a batch: a dict of numpy arrays (batch_format="numpy")
     or a pandas DataFrame; both are handled. Adds `labels` (list per row) and one
     `score_<label>` column per label, so results stay columnar."""
 
     def __init__(
-        self, bundle_path: str | Path, text_column: str = "text", batch_size: int | None = None
+        self, bundle_path: str | Path, inference: InferenceSettings, text_column: str = "text",
+        batch_size: int | None = None,
     ) -> None:
-        self.bundle = load_bundle(bundle_path)
+        self.bundle = load_bundle(bundle_path, inference)
         self.text_column = text_column
         self.batch_size = batch_size
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import typer
 
-from training.settings import CONFIG_ENV, Settings, SettingsError, get_settings, load_settings
+from service.settings import Settings, load_service_settings
+from training.settings import SettingsError
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML layered over configs/default.yaml")
 ModelOpt = typer.Option(None, "--model", "-m", help="model version (default: the registry's current)")
@@ -20,13 +21,9 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def _settings(config: Path | None) -> Settings:
-    """Load the config and make it the process-wide one (modules that read
-    `get_settings()`, e.g. segmentation defaults, then agree with this command)."""
-    if config is not None:
-        os.environ[CONFIG_ENV] = str(config.resolve())
-        get_settings.cache_clear()
+    """Load the config once for this command; everything below gets it passed in."""
     try:
-        settings = load_settings(config)
+        settings = load_service_settings(config)
     except SettingsError as exc:
         _fail(str(exc))
         raise  # unreachable; keeps type checkers happy

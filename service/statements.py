@@ -123,7 +123,7 @@ def aggregate(
     evidence = {
         name: [
             {"text": u.text, "index": u.index, "score": p.scores[name]}
-            for u, p in zip(units, preds)
+            for u, p in zip(units, preds, strict=True)
             if name in p.labels
         ]
         for name in labels
@@ -140,7 +140,7 @@ def summarize(
 ) -> dict[str, Any]:
     """An article's summary: statements scored, boilerplate skipped, statements per label."""
     carrying: dict[str, set[int]] = {name: set() for name in labels}
-    for unit, pred in zip(prepared.units, preds):
+    for unit, pred in zip(prepared.units, preds, strict=True):
         for name in pred.labels:
             carrying[name].add(unit.index)
     return {

@@ -31,12 +31,12 @@ from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.settings import Settings
 from service.store_models import AnnotationRow, Base, Batch, BatchFile, Statement
-
-_Row = TypeVar("_Row", Statement, Batch)
 from training.annotation_formats import read_annotation_file
 from training.annotations import Annotation, AnnotationError, Problem, annotation_files, write_jsonl
-from training.settings import Settings
+
+_Row = TypeVar("_Row", Statement, Batch)
 
 API_BATCH_PREFIX = "api-"
 

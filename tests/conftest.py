@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.tiny import make_tiny_bundle
+from service.settings import Settings
+from tests.support import project_settings
+from tests.support.tiny import make_tiny_bundle
 from training.registry import Registry
-from training.settings import Settings, load_settings
 
 TINY_A = "vtest-a"
 TINY_B = "vtest-b"
@@ -29,7 +30,7 @@ def tiny_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def service_settings(tiny_registry: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return load_settings().with_overrides(
+    return project_settings().with_overrides(
         paths={"models_dir": tiny_registry, "data_dir": tmp_path_factory.mktemp("data")},
         service={
             "max_text_chars": 3000,

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from training.annotations import Annotation, Problem, validate_record
-from training.labels import LABELS, NONE
+from training.labels import NONE
 
 Format = Literal["jsonl", "labelstudio", "argilla"]
 FORMATS: tuple[str, ...] = ("auto", "jsonl", "labelstudio", "argilla")
@@ -212,7 +212,7 @@ def _argilla(where: str, item: Any, question: str | None) -> list[tuple[str, dic
         values = item.get(f"{q}.responses") or []
         users = item.get(f"{q}.responses.users") or [None] * len(values)
         statuses = item.get(f"{q}.responses.status") or [SUBMITTED] * len(values)
-        responses = list(zip(values, users, statuses))
+        responses = list(zip(values, users, statuses, strict=False))  # as ever: the shortest list wins
     else:  # Argilla 1 FeedbackDataset -> datasets
         q = _pick(_argilla_v1_questions(item), question)
         col = item[q]
@@ -239,7 +239,7 @@ def _argilla(where: str, item: Any, question: str | None) -> list[tuple[str, dic
 
 
 def read_annotation_file(
-    path: Path, fmt: str = "auto", schema: Sequence[str] = LABELS, question: str | None = None
+    path: Path, fmt: str, schema: Sequence[str], question: str | None = None
 ) -> ParsedFile:
     """Parse and validate a whole file; every invalid record becomes a Problem (where =
     record or line number) so the caller can reject the file or skip them."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.labels import LABELS, UnknownLabelError, check_labels
+from training.labels import UnknownLabelError, check_labels
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def normalise_text(text: str) -> str:
     return " ".join(text.split())
 
 
-def validate_record(record: Any, schema: Sequence[str] = LABELS) -> Annotation:
+def validate_record(record: Any, schema: Sequence[str]) -> Annotation:
     """One record -> Annotation, or ValueError with a message naming the field."""
     if not isinstance(record, dict):
         raise ValueError(f"expected a JSON object, got {type(record).__name__}")
@@ -76,7 +76,7 @@ def validate_record(record: Any, schema: Sequence[str] = LABELS) -> Annotation:
     return Annotation(text=normalise_text(text), labels=tuple(checked), source=source.strip())
 
 
-def parse_jsonl(path: Path, schema: Sequence[str] = LABELS) -> tuple[list[tuple[str, Annotation]], list[Problem]]:
+def parse_jsonl(path: Path, schema: Sequence[str]) -> tuple[list[tuple[str, Annotation]], list[Problem]]:
     """(where, annotation) pairs and problems of one file; blank lines are allowed."""
     good: list[tuple[str, Annotation]] = []
     problems: list[Problem] = []
@@ -134,7 +134,7 @@ def annotation_files(directory: Path) -> list[Path]:
     return sorted(Path(directory).glob("*.jsonl"))
 
 
-def load_annotations(paths: Sequence[Path], schema: Sequence[str] = LABELS) -> LoadReport:
+def load_annotations(paths: Sequence[Path], schema: Sequence[str]) -> LoadReport:
     """Load and merge files; raise AnnotationError listing every problem in all of them."""
     if not paths:
         raise AnnotationError([Problem("(no files)", "no annotation files given")])

@@ -5,15 +5,14 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from training.settings import BaseModelSettings, get_settings
+from training.settings import BaseModelSettings
 
 
 class BaseModelMissing(RuntimeError):
     pass
 
 
-def base_model_dir(settings: BaseModelSettings | None = None) -> Path:
-    settings = settings or get_settings().base_model
+def base_model_dir(settings: BaseModelSettings) -> Path:
     if settings.path is not None:
         if not (Path(settings.path) / "config.json").is_file():
             raise BaseModelMissing(f"base_model.path {settings.path} has no config.json")

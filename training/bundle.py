@@ -20,20 +20,20 @@ verifies the manifest, so a half-written or corrupted bundle is never used.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
+
+from training.backends import Backend, OnnxBackend, TorchBackend, sigmoid
+from training.settings import InferenceSettings
 
 BUNDLE_META = "bundle.json"
 MANIFEST = "manifest.json"
@@ -54,148 +54,6 @@ class BundleError(RuntimeError):
 class Prediction:
     labels: list[str]
     scores: dict[str, float]
-
-
-class Backend(Protocol):
-    def predict_logits(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def _batches_by_length(texts: Sequence[str], batch_size: int) -> list[list[int]]:
-    """Index batches of similar length, so dynamic padding wastes little compute."""
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-
-
-def _logits_in_batches(
-    texts: Sequence[str], tokenizer: Any, max_length: int, batch_size: int, tensors: str,
-    forward: Callable[[Any], np.ndarray],
-) -> np.ndarray:
-    """Tokenise length-sorted batches, run `forward` on each, return logits in input order."""
-    out: np.ndarray | None = None
-    for idx in _batches_by_length(texts, batch_size):
-        enc = tokenizer(
-            [texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors=tensors
-        )
-        logits = forward(enc)
-        if out is None:
-            out = np.zeros((len(texts), logits.shape[1]), dtype=np.float32)
-        out[idx] = logits
-    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
-
-
-class ThreadTokenizers:
-    """One copy of the tokenizer per thread: HF fast tokenizers must not be shared between
-    threads, and the batches of one call are scored on several at once (streams)."""
-
-    def __init__(self, tokenizer: Any) -> None:
-        self.base = tokenizer
-        self._local = threading.local()
-
-    def get(self) -> Any:
-        tok = getattr(self._local, "tokenizer", None)
-        if tok is None:
-            tok = self._local.tokenizer = copy.deepcopy(self.base)
-        return tok
-
-
-class TorchBackend:
-    """fp32 PyTorch inference (the reference the int8 export is checked against)."""
-
-    def __init__(self, model_dir: Path, max_length: int, batch_size: int, threads: int) -> None:
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        torch.set_num_threads(threads)
-        self._torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-        self._tokenizers = ThreadTokenizers(self.tokenizer)
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            model_dir, local_files_only=True
-        ).eval()
-        self.max_length = max_length
-        self.batch_size = batch_size
-
-    def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
-        with self._torch.inference_mode():
-            return _logits_in_batches(
-                texts, self._tokenizers.get(), self.max_length, self.batch_size, "pt",
-                lambda enc: self.model(**enc).logits.float().numpy(),
-            )
-
-
-class OnnxBackend:
-    """ONNX Runtime over the int8 export: the fast default on CPU.
-
-    `streams` > 1 runs that many length-sorted batches at once, each on its own thread
-    with `threads // streams` ONNX Runtime threads (one session; `run` is thread-safe).
-    On 2 cores, two 1-thread streams beat one 2-thread call: small int8 GEMMs scale
-    poorly across threads, and tokenising one batch overlaps scoring another
-    (benchmarks/onnx_ceiling.py measures both)."""
-
-    def __init__(
-        self, onnx_path: Path, tokenizer: Any, max_length: int, batch_size: int, threads: int,
-        spin_wait: bool = True, streams: int = 1,
-    ) -> None:
-        import onnxruntime as ort
-
-        self.streams = max(1, min(streams, threads))
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = max(1, threads // self.streams)
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Busy-waiting pool threads win on an idle machine and lose when the cores are
-        # shared (e.g. with a web server's event loop): the caller decides.
-        allow = "1" if spin_wait else "0"
-        opts.add_session_config_entry("session.intra_op.allow_spinning", allow)
-        opts.add_session_config_entry("session.inter_op.allow_spinning", allow)
-        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-        self.input_names = {i.name for i in self.session.get_inputs()}
-        self.tokenizer = tokenizer
-        self.max_length = max_length
-        self.batch_size = batch_size
-        self._tokenizers = ThreadTokenizers(tokenizer)
-        self._pool: ThreadPoolExecutor | None = None
-
-    @classmethod
-    def from_bundle(
-        cls, bundle_dir: Path, max_length: int, batch_size: int, threads: int, spin_wait: bool = True,
-        streams: int = 1,
-    ) -> "OnnxBackend":
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(bundle_dir / MODEL_DIR, local_files_only=True)
-        return cls(bundle_dir / ONNX_FILE, tokenizer, max_length, batch_size, threads, spin_wait, streams)
-
-    def _forward(self, enc: Any) -> np.ndarray:
-        feeds = {k: v.astype(np.int64) for k, v in enc.items() if k in self.input_names}
-        return self.session.run(None, feeds)[0]
-
-    def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
-        if self.streams == 1 or len(texts) < 2:
-            return _logits_in_batches(
-                texts, self._tokenizers.get(), self.max_length, self.batch_size, "np", self._forward
-            )
-        # Enough batches to keep every stream busy, none above batch_size.
-        size = min(self.batch_size, -(-len(texts) // self.streams))
-        groups = _batches_by_length(texts, size)
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.streams, thread_name_prefix="onnx-stream")
-
-        def run(idx: list[int]) -> np.ndarray:
-            return _logits_in_batches(
-                [texts[i] for i in idx], self._tokenizers.get(), self.max_length, len(idx), "np", self._forward
-            )
-
-        out: np.ndarray | None = None
-        for idx, logits in zip(groups, self._pool.map(run, groups)):
-            if out is None:
-                out = np.zeros((len(texts), logits.shape[1]), dtype=np.float32)
-            out[idx] = logits
-        return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
 @dataclass
@@ -238,8 +96,8 @@ class Bundle:
         cut = np.array([self.thresholds[name] for name in self.labels])
         return [
             Prediction(
-                labels=[n for n, p, t in zip(self.labels, row, cut) if p >= t],
-                scores={n: round(float(p), 6) for n, p in zip(self.labels, row)},
+                labels=[n for n, p, t in zip(self.labels, row, cut, strict=True) if p >= t],
+                scores={n: round(float(p), 6) for n, p in zip(self.labels, row, strict=True)},
             )
             for row in probs
         ]
@@ -369,6 +227,7 @@ def read_metrics(root: Path) -> dict[str, Any]:
 
 def load_bundle(
     path: str | Path,
+    inference: InferenceSettings,
     backend: str | None = None,
     threads: int | None = None,
     batch_size: int | None = None,
@@ -376,17 +235,16 @@ def load_bundle(
     streams: int | None = None,
 ) -> Bundle:
     """Verify and load a bundle. `backend` None -> the bundle's default (int8 ONNX when it
-    passed the agreement check at training time, else torch). `spin_wait` False stops
-    ONNX Runtime's threads busy-waiting between calls (for a shared machine)."""
+    passed the agreement check at training time, else `inference.backend`); `threads`,
+    `batch_size` and `streams` override `inference`'s. `spin_wait` False stops ONNX
+    Runtime's threads busy-waiting between calls (for a shared machine)."""
     import training.modeling  # noqa: F401  (registers the bundle's model type with the Auto classes)
-    from training.settings import get_settings
 
     root = Path(path)
     if not root.is_dir():
         raise BundleError(f"no bundle at {root}")
     verify_manifest(root)
     meta = read_meta(root)
-    inference = get_settings().inference
     name = backend or meta.get("default_backend") or inference.backend
     if name == "onnx" and not (root / ONNX_FILE).is_file():
         if backend == "onnx":
@@ -398,8 +256,9 @@ def load_bundle(
         threads=threads or inference.threads,
     )
     if name == "onnx":
-        impl: Backend = OnnxBackend.from_bundle(
-            root, **kwargs, spin_wait=spin_wait, streams=streams or inference.streams
+        impl: Backend = OnnxBackend.from_files(
+            root / ONNX_FILE, root / MODEL_DIR, **kwargs, spin_wait=spin_wait,
+            streams=streams or inference.streams,
         )
     elif name == "torch":
         impl = TorchBackend(root / MODEL_DIR, **kwargs)

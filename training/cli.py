@@ -1,27 +1,42 @@
-"""Training's commands: segment, train, evaluate. Mounted by `service.cli` under `stance`."""
+"""Training's commands: segment, train, evaluate, experiments. Mounted by `service.cli`
+under `stance`; also runnable alone as `python -m training.cli` (a retrain job's subprocess
+runs `python -m training.cli train ...`, so training never starts through the service)."""
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 
-from training.settings import SettingsError, load_settings
+from training.settings import ROOT_ENV, Settings, SettingsError, load_settings
 
 
-def _settings(config: Path | None):
+Loader = Callable[[Path | None], Settings]
+
+
+def _settings(ctx: typer.Context, config: Path | None) -> Settings:
+    """The command's settings, read by the loader the app was built with: training's own,
+    or (under `stance`) the service's, which validates the service's sections too."""
+    load: Loader = ctx.find_root().obj or load_settings
     try:
-        return load_settings(config)
+        return load(config)
     except SettingsError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
 
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML layered over configs/default.yaml")
+RootOpt = typer.Option(
+    None, "--root", envvar=ROOT_ENV,
+    help="project folder holding configs/, seeds/, models/, data/ (default: the current folder)",
+)
 
 
 def segment(
+    ctx: typer.Context,
     inputs: list[Path] = typer.Argument(..., help="article .txt files or folders of them"),
     output: Path | None = typer.Option(None, "--output", "-o", help="JSONL out (default: stdout)"),
     include_boilerplate: bool = typer.Option(False, help="also emit flagged boilerplate"),
@@ -30,7 +45,7 @@ def segment(
     """Split articles into statements (JSONL: text, source, index, boilerplate)."""
     from training.segment import segment_file
 
-    settings = _settings(config)
+    settings = _settings(ctx, config)
     files: list[Path] = []
     for item in inputs:
         if item.is_dir():
@@ -68,6 +83,7 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def train(
+    ctx: typer.Context,
     data: list[Path] = typer.Option(None, "--data", "-d", help="annotation JSONL files (default: every *.jsonl in paths.annotations_dir)"),
     promote: bool = typer.Option(True, "--promote/--no-promote", help="make the new bundle the current model"),
     quick: bool = typer.Option(
@@ -80,7 +96,7 @@ def train(
     {"version", "path", "metrics"}."""
     from training.train import load_training_data, train_bundle
 
-    settings = _settings(config)
+    settings = _settings(ctx, config)
     if reuse_from and not quick:
         _fail("--reuse-from goes with --quick", 2)
     if quick:
@@ -101,6 +117,7 @@ def train(
 
 
 def evaluate(
+    ctx: typer.Context,
     data: list[Path] = typer.Option(..., "--data", "-d", help="annotation JSONL file(s) to score against"),
     model: str | None = typer.Option(None, "--model", "-m", help="model version (default: current)"),
     backend: str | None = typer.Option(None, help="onnx or torch (default: the bundle's)"),
@@ -113,10 +130,10 @@ def evaluate(
     from training.evaluate import evaluate_bundle, format_report
     from training.registry import Registry
 
-    settings = _settings(config)
+    settings = _settings(ctx, config)
     try:
         annotations = load_annotations(data, settings.labels).annotations
-        bundle = load_bundle(Registry(settings.paths.models_dir).resolve(model), backend=backend)
+        bundle = load_bundle(Registry(settings.paths.models_dir).resolve(model), settings.inference, backend=backend)
         metrics = evaluate_bundle(bundle, annotations, settings)
     except (BundleError, ValueError) as exc:  # ValueError covers AnnotationError
         _fail(str(exc))
@@ -126,6 +143,7 @@ def evaluate(
 
 
 def experiments(
+    ctx: typer.Context,
     variants: str = typer.Option(
         "finetune,tfidf_logreg", help="comma-separated variant names (see training/experiments.py)"
     ),
@@ -146,7 +164,7 @@ def experiments(
     from training.experiments import learning_curve as run_learning_curve
     from training.train import load_training_data
 
-    settings = _settings(config)
+    settings = _settings(ctx, config)
     command = ("stance experiments " + " ".join(sys.argv[2:])).strip()
     annotations, _ = load_training_data(settings)
     if learning_curve:
@@ -194,14 +212,24 @@ def experiments(
     typer.echo(report["conclusion"])
 
 
-def build_app() -> typer.Typer:
+def build_app(load: Loader = load_settings) -> typer.Typer:
+    """Training's commands; `load` reads each command's settings (see `_settings`)."""
+
+    def root_option(ctx: typer.Context, root: Path | None = RootOpt) -> None:
+        """Stance classification of statements on Ukraine's path into NATO."""
+        ctx.obj = load
+        if root is not None:
+            # The one place the root is chosen: every command's settings (and a retrain
+            # job's subprocess, which inherits the environment) read it from here.
+            os.environ[ROOT_ENV] = str(root.resolve())
+
     app = typer.Typer(
         help="Stance classification of statements on Ukraine's path into NATO.",
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
     )
-    app.callback()(_root)
+    app.callback()(root_option)
     app.command()(segment)
     app.command()(train)
     app.command()(evaluate)
@@ -209,5 +237,5 @@ def build_app() -> typer.Typer:
     return app
 
 
-def _root() -> None:
-    """Stance classification of statements on Ukraine's path into NATO."""
+if __name__ == "__main__":
+    build_app()()

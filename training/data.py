@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
 from training.annotations import Annotation
-from training.labels import LABELS, encode
+from training.labels import encode
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def _strata(annotations: Sequence[Annotation], schema: Sequence[str]) -> np.ndar
 
 
 def grouped_folds(
-    annotations: Sequence[Annotation], n_folds: int, seed: int, schema: Sequence[str] = LABELS
+    annotations: Sequence[Annotation], n_folds: int, seed: int, schema: Sequence[str]
 ) -> list[Fold]:
     """k folds with whole documents on one side; label mix balanced across folds."""
     groups = np.array([a.source for a in annotations])
@@ -76,6 +76,6 @@ def grouped_folds(
 
 
 def texts_and_targets(
-    annotations: Sequence[Annotation], schema: Sequence[str] = LABELS
+    annotations: Sequence[Annotation], schema: Sequence[str]
 ) -> tuple[list[str], np.ndarray]:
     return [a.text for a in annotations], encode([a.labels for a in annotations], schema)

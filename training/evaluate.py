@@ -10,12 +10,11 @@ from training.annotations import Annotation
 from training.bundle import Bundle
 from training.data import texts_and_targets
 from training.metrics import apply_thresholds, full_metrics
-from training.settings import Settings, get_settings
+from training.settings import Settings
 
 
-def evaluate_bundle(bundle: Bundle, annotations: Sequence[Annotation], settings: Settings | None = None) -> dict[str, Any]:
+def evaluate_bundle(bundle: Bundle, annotations: Sequence[Annotation], settings: Settings) -> dict[str, Any]:
     """Metrics of `bundle` (its own labels and thresholds) on `annotations`."""
-    settings = settings or get_settings()
     if not annotations:
         raise ValueError("no annotations to evaluate on")
     texts, targets = texts_and_targets(annotations, bundle.labels)
@@ -36,5 +35,8 @@ def format_report(metrics: dict[str, Any]) -> str:
     ]
     for name, m in metrics["per_label"].items():
         lo, hi = m["f1_ci"]
-        lines.append(f"{name:<24}{m['precision']:>10.3f}{m['recall']:>8.3f}{m['f1']:>7.3f}  [{lo:.3f}, {hi:.3f}]  {m['support']:>6}")
+        lines.append(
+            f"{name:<24}{m['precision']:>10.3f}{m['recall']:>8.3f}{m['f1']:>7.3f}  "
+            f"[{lo:.3f}, {hi:.3f}]  {m['support']:>6}"
+        )
     return "\n".join(lines)

@@ -1,7 +1,8 @@
 """The label schema: names, order, and the multi-hot encoding every other module uses.
 
-The names come from `configs/default.yaml` (their meaning from ANNOTATION_GUIDE.md);
-a bundle records the labels it was trained with, so scoring never depends on this list.
+The names come from `configs/default.yaml` (`Settings.labels`; their meaning from
+ANNOTATION_GUIDE.md) and are passed in as `schema`: nothing here reads the configuration.
+A bundle records the labels it was trained with, so scoring never depends on the config.
 """
 
 from __future__ import annotations
@@ -10,9 +11,6 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from training.settings import get_settings
-
-LABELS: tuple[str, ...] = tuple(get_settings().labels)
 NONE = "none"
 
 
@@ -20,7 +18,7 @@ class UnknownLabelError(ValueError):
     pass
 
 
-def check_labels(labels: Iterable[str], schema: Sequence[str] = LABELS) -> list[str]:
+def check_labels(labels: Iterable[str], schema: Sequence[str]) -> list[str]:
     """Validated, de-duplicated labels in schema order. `none` is not a label: it is []."""
     given = list(labels)
     unknown = [x for x in given if x not in schema]
@@ -31,7 +29,7 @@ def check_labels(labels: Iterable[str], schema: Sequence[str] = LABELS) -> list[
     return [x for x in schema if x in given]
 
 
-def encode(label_lists: Sequence[Sequence[str]], schema: Sequence[str] = LABELS) -> np.ndarray:
+def encode(label_lists: Sequence[Sequence[str]], schema: Sequence[str]) -> np.ndarray:
     """Multi-hot matrix (n, len(schema)) of float32."""
     index = {name: i for i, name in enumerate(schema)}
     out = np.zeros((len(label_lists), len(schema)), dtype=np.float32)

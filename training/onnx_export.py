@@ -29,7 +29,7 @@ def export_int8(model: Any, tokenizer: Any, out_path: Path, opset: int = 17) -> 
             self.inner = inner
 
         def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
-            return self.inner(**dict(zip(names, tensors))).logits
+            return self.inner(**dict(zip(names, tensors, strict=True))).logits
 
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "model.fp32.onnx"

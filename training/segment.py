@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pysbd
 
-from training.settings import SegmentationSettings, get_settings
+from training.settings import SegmentationSettings
 
 
 @dataclass(frozen=True)
@@ -30,11 +30,18 @@ class Statement:
 _BOILERPLATE_LINES: list[tuple[str, re.Pattern[str]]] = [
     (name, re.compile(pattern, re.IGNORECASE))
     for name, pattern in [
-        ("navigation", r"^(menu|home|search|back to top( button)?|similar articles|related( articles| posts)?|recent posts|read more|share( this)?|tags?:.*)$"),
+        (
+            "navigation",
+            r"^(menu|home|search|back to top( button)?|similar articles|related( articles| posts)?"
+            r"|recent posts|read more|share( this)?|tags?:.*)$",
+        ),
         ("read-also link", r"^(read also|see also|related|also read)\s*:"),
         ("byline", r"^(by|author|photo|source|image)\s*(:|$)|^photo:"),
         ("relative date", r"^\d+\s+(second|minute|hour|day|week|month|year)s?\s+ago$"),
-        ("comment form", r"^leave a (reply|comment)$|your email address will not be published|required fields are marked"),
+        (
+            "comment form",
+            r"^leave a (reply|comment)$|your email address will not be published|required fields are marked",
+        ),
         ("cookie banner", r"\bwe use cookies\b|\bcookie policy\b|\baccept (all )?cookies\b"),
         ("browser notice", r"^outdated browser$|^available for$|^(windows|mac os|linux)$"),
         ("percentage", r"^[\d.,]+\s*%$"),
@@ -119,9 +126,8 @@ def split_paragraph(paragraph: str, settings: SegmentationSettings) -> list[str]
     return [piece for s in merged for piece in _split_long(s, settings.max_statement_chars)]
 
 
-def segment(text: str, settings: SegmentationSettings | None = None) -> list[Statement]:
+def segment(text: str, settings: SegmentationSettings) -> list[Statement]:
     """Split an article (or any text) into statements, in order, boilerplate flagged."""
-    settings = settings or get_settings().segmentation
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
     pieces = [
         piece
@@ -141,9 +147,9 @@ def segment(text: str, settings: SegmentationSettings | None = None) -> list[Sta
     return out
 
 
-def content_statements(text: str, settings: SegmentationSettings | None = None) -> list[Statement]:
+def content_statements(text: str, settings: SegmentationSettings) -> list[Statement]:
     return [s for s in segment(text, settings) if s.boilerplate is None]
 
 
-def segment_file(path: Path, settings: SegmentationSettings | None = None) -> list[Statement]:
+def segment_file(path: Path, settings: SegmentationSettings) -> list[Statement]:
     return segment(Path(path).read_text(encoding="utf-8"), settings)

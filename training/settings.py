@@ -1,49 +1,57 @@
 """Typed settings: `configs/default.yaml` read once, validated, with paths resolved.
 
 Every module takes a `Settings` (or one of its sections) instead of reading YAML or
-holding its own constants, so a knob is defined in exactly one place.
+holding its own constants, so a knob is defined in exactly one place. Settings are built
+once at an entry point (a CLI command, the app factory, a job subprocess) and passed down;
+no library module reads the configuration by itself.
+
+Where the project lives (configs/, seeds/, models/, data/) is the *root*: `--root`, else
+the `STANCE_ROOT` environment variable, else the current folder. It is never derived from
+the location of the installed code, so a non-editable `pip install .` works as well.
 """
 
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "default.yaml"
+CONFIGS_DIR = "configs"  # relative to the root
+DEFAULT_CONFIG_NAME = "default"
 CONFIG_ENV = "STANCE_CONFIG"
+ROOT_ENV = "STANCE_ROOT"
 
 
-class _Section(BaseModel):
+class Section(BaseModel):
+    """A block of the config file: unknown keys are errors, values immutable."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Paths(_Section):
+class Paths(Section):
     articles_dir: Path
     annotations_dir: Path
     models_dir: Path
     data_dir: Path
 
 
-class BaseModelSettings(_Section):
+class BaseModelSettings(Section):
     package: str
     path: Path | None = None  # a local model folder instead of the package (tests use a tiny one)
     subfolder: str = "model"
     max_length: int = Field(128, ge=8, le=512)
 
 
-class SegmentationSettings(_Section):
+class SegmentationSettings(Section):
     max_quote_sentences: int = Field(3, ge=1)
     max_statement_chars: int = Field(1000, ge=50)
     min_alpha_chars: int = Field(2, ge=0)
 
 
-class TrainingSettings(_Section):
+class TrainingSettings(Section):
     seed: int = 13
     pooling: Literal["mean", "cls"] = "mean"
     # Keep only the first N transformer layers of the base encoder (None = all). Inference
@@ -73,7 +81,7 @@ class TrainingSettings(_Section):
     holdout_salt: str = "gate-v1"
 
 
-class ThresholdSettings(_Section):
+class ThresholdSettings(Section):
     # How scores become decisions (training/policy.py); chosen by grouped CV in `stance experiments`.
     policy: Literal["fixed", "tuned", "shrunk", "calibrated"] = "calibrated"
     shrink: float = Field(0.5, ge=0, le=1)  # `shrunk`: tuned threshold pulled toward 0.5 by this factor
@@ -86,12 +94,12 @@ class ThresholdSettings(_Section):
     fallback: float = Field(0.5, gt=0, lt=1)
 
 
-class EvaluationSettings(_Section):
+class EvaluationSettings(Section):
     bootstrap_samples: int = Field(1000, ge=10)
     confidence: float = Field(0.95, gt=0, lt=1)
 
 
-class InferenceSettings(_Section):
+class InferenceSettings(Section):
     backend: Literal["onnx", "torch"] = "onnx"
     batch_size: int = Field(16, ge=1)
     # Offline scoring hands this many statements to the backend at once: sorted by length,
@@ -105,58 +113,17 @@ class InferenceSettings(_Section):
     int8_max_macro_f1_drop: float = Field(0.01, ge=0)
 
 
-class ServiceSettings(_Section):
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
-    max_text_chars: int = Field(20000, ge=1)
-    max_texts: int = Field(64, ge=1)
-    max_body_bytes: int = Field(1_000_000, ge=1)
-    max_feed_bytes: int = Field(50_000_000, ge=1)
-    microbatch_max_size: int = Field(8, ge=1)  # small concurrent requests merged per model call
-    max_call_size: int = Field(64, ge=1)  # statements per model call for a large request or a feed chunk
-    microbatch_max_wait_ms: float = Field(4, ge=0)
-    spin_wait: bool = False  # inference threads busy-wait between calls (ONNX Runtime, OpenMP); steals CPU on small machines
+class Settings(Section):
+    """Training's view of the configuration. Sections of other components (the service's
+    `service`, `store`, `auth`, `gate`, `jobs`) are not training's business: they are
+    ignored here and validated by the component that owns them (service.settings)."""
 
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
-class StoreSettings(_Section):
-    url: str | None = None
-    busy_timeout_ms: int = Field(30000, ge=0)  # SQLite: how long a writer waits for the lock
-    seed_annotator: str = "seed"  # annotator recorded for files of paths.annotations_dir
-    page_size: int = Field(100, ge=1)  # GET /v1/annotations default page
-    max_page_size: int = Field(1000, ge=1)
-    max_post_records: int = Field(1000, ge=1)  # records per POST /v1/annotations
+    # The folder that relative paths, configs/ and reports/ hang off (see `resolve_root`).
+    # Not a configuration value: set by `load_settings`, never dumped into a config file.
+    root: Path = Field(exclude=True)
 
-
-class JobsSettings(_Section):
-    """Retraining jobs (service/jobs.py): a subprocess per job, one at a time."""
-
-    default_config: str = "retrain"  # configs/<name>.yaml layered over the service's settings (retrain: no CV)
-    train_module: str = "service.cli"  # run as `python -m <module> train ...`
-    poll_interval_s: float = Field(1.0, gt=0)
-    timeout_s: float = Field(6 * 3600, gt=0)  # a job running longer is killed and failed
-    log_tail_lines: int = Field(40, ge=1)
-    watch_registry_s: float = Field(2.0, ge=0)  # follow CURRENT changed by the CLI; 0 = off
-
-
-class AuthSettings(_Section):
-    token_env: str = "STANCE_API_TOKEN"
-    token: str | None = None
-
-    def resolved_token(self) -> str | None:
-        """The environment wins over the file so secrets need not be committed."""
-        return os.environ.get(self.token_env) or self.token
-
-
-class GateSettings(_Section):
-    metric: Literal["macro_f1", "micro_f1"] = "macro_f1"
-    # paired: promote unless the candidate is worse beyond noise (docs/RETRAINING.md):
-    #   the upper end of the paired-bootstrap interval of (candidate - current) >= 0, and
-    #   the point difference >= -tolerance. point: candidate >= current - tolerance only.
-    rule: Literal["paired", "point"] = "paired"
-    tolerance: float = Field(0.01, ge=0)
-
-
-class Settings(_Section):
     labels: tuple[str, ...]
     paths: Paths
     base_model: BaseModelSettings
@@ -165,38 +132,50 @@ class Settings(_Section):
     thresholds: ThresholdSettings = ThresholdSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     inference: InferenceSettings = InferenceSettings()
-    service: ServiceSettings = ServiceSettings()
-    store: StoreSettings = StoreSettings()
-    auth: AuthSettings = AuthSettings()
-    gate: GateSettings = GateSettings()
-    jobs: JobsSettings = JobsSettings()
 
-    def store_url(self) -> str:
-        return self.store.url or f"sqlite:///{self.paths.data_dir / 'annotations.db'}"
+    @property
+    def configs_dir(self) -> Path:
+        return self.root / CONFIGS_DIR
 
-    def with_overrides(self, **sections: dict[str, Any]) -> "Settings":
+    def with_overrides(self, **sections: dict[str, Any]) -> Self:
         """A copy with some fields of some sections replaced (tests, quick retrains)."""
         data = self.model_dump()
         for name, values in sections.items():
             data[name] = {**data[name], **values}
-        return Settings.model_validate(data)
+        return type(self).model_validate({**data, "root": self.root})
 
 
 class SettingsError(ValueError):
     """The configuration file is missing or invalid; the message names file and field."""
 
 
-def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+S = TypeVar("S", bound=Settings)
+
+
+def resolve_root(root: str | Path | None = None) -> Path:
+    """The project folder: the argument, else $STANCE_ROOT, else the current folder."""
+    chosen = Path(root or os.environ.get(ROOT_ENV) or Path.cwd()).resolve()
+    if not (chosen / CONFIGS_DIR / f"{DEFAULT_CONFIG_NAME}.yaml").is_file():
+        raise SettingsError(
+            f"{chosen} has no {CONFIGS_DIR}/{DEFAULT_CONFIG_NAME}.yaml; run from the project folder "
+            f"or point --root / {ROOT_ENV} at it"
+        )
+    return chosen
+
+
+def merge_config(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`extra` layered over `base`: mappings merge key by key, anything else replaces."""
     out = dict(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
+            out[key] = merge_config(out[key], value)
         else:
             out[key] = value
     return out
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_config(path: Path, root: Path) -> dict[str, Any]:
+    """One YAML config file as a mapping, its relative `paths` made absolute against `root`."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
@@ -205,30 +184,34 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise SettingsError(f"{path}: invalid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise SettingsError(f"{path}: expected a mapping at the top level")
+    paths = data.get("paths")
+    if isinstance(paths, dict):
+        data["paths"] = {key: str(root / value) if not Path(value).is_absolute() else str(value)
+                         for key, value in paths.items()}
     return data
 
 
-def load_settings(path: str | Path | None = None, root: Path = PROJECT_ROOT) -> Settings:
-    """Read a config. A file other than default.yaml is layered on top of default.yaml,
-    so a small override file (e.g. configs/fast.yaml) only names what it changes."""
-    chosen = Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
-    data = _read_yaml(DEFAULT_CONFIG)
-    if chosen.resolve() != DEFAULT_CONFIG.resolve():
-        data = _deep_merge(data, _read_yaml(chosen))
-    paths = data.get("paths", {})
-    for key, value in list(paths.items()):
-        p = Path(value)
-        paths[key] = p if p.is_absolute() else root / p
+def layered_config(base: dict[str, Any], path: Path, root: Path) -> dict[str, Any]:
+    """`base` (a config mapping) with the config file `path` layered on top: the one
+    layering rule, used by `load_settings` and by retraining jobs (service.jobs)."""
+    return merge_config(base, read_config(path, root))
+
+
+def load_settings(path: str | Path | None = None, root: str | Path | None = None,
+                  model: type[S] = Settings) -> S:  # type: ignore[assignment]
+    """Read a config into `model` (training's `Settings` or a subclass such as the
+    service's). A file other than default.yaml is layered on top of default.yaml, so a
+    small override file (e.g. configs/fast.yaml) only names what it changes."""
+    root = resolve_root(root)
+    default = root / CONFIGS_DIR / f"{DEFAULT_CONFIG_NAME}.yaml"
+    chosen = Path(path or os.environ.get(CONFIG_ENV) or default)
+    data = read_config(default, root)
+    if chosen.resolve() != default.resolve():
+        data = layered_config(data, chosen, root)
     try:
-        return Settings.model_validate(data)
+        return model.model_validate({**data, "root": root})
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise SettingsError(f"{chosen}: {problems}") from None
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings, read once."""
-    return load_settings()

@@ -39,7 +39,7 @@ from training.metrics import false_stance_rate, full_metrics, paired_bootstrap_d
 from training.policy import Decision, cross_fit, expected_calibration_error, fit_policy, reliability
 from training.progress import FINISH_STEPS_PER_1K, Plan, StepCallback, fit_steps
 from training.registry import Registry
-from training.settings import PROJECT_ROOT, Settings
+from training.settings import Settings
 
 OOF_FILE = "oof.npz"
 REPORTS = ("reports/experiments.json", "reports/learning_curve.json")
@@ -300,7 +300,7 @@ def train_bundle(
             "int8": int8,
             "data": _data_summary(annotations, train, held, files),
             "timing": {"cv_s": t_cv - t0, "final_s": t_final - t_cv, "total_s": t_end - t0},
-            **_reports(PROJECT_ROOT),
+            **_reports(settings.root),
         }
         meta = {
             "version": version,
@@ -315,7 +315,7 @@ def train_bundle(
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "data": metrics["data"],
         }
-        card = model_card(metrics, meta, PROJECT_ROOT)
+        card = model_card(metrics, meta, settings.root)
         path = save_bundle(
             registry.path(version),
             model=model,

@@ -87,9 +87,8 @@ def test_serve_trains_first_when_registry_is_empty(tmp_path: Path, monkeypatch) 
 
     import training.train
     from service.cli import app
-    from tests.tiny import make_tiny_bundle
+    from tests.support.tiny import make_tiny_bundle
     from training.registry import Registry
-    from training.settings import get_settings
 
     models = tmp_path / "models"
     config = tmp_path / "serve.yaml"
@@ -107,10 +106,7 @@ def test_serve_trains_first_when_registry_is_empty(tmp_path: Path, monkeypatch) 
     monkeypatch.setattr(training.train, "train_default", fake_train)
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(kw, app=app))
     monkeypatch.setenv("STANCE_CONFIG", str(config))
-    try:
-        result = CliRunner().invoke(app, ["serve", "--config", str(config), "--port", "8123"])
-    finally:
-        get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["serve", "--config", str(config), "--port", "8123"])
     assert result.exit_code == 0, result.output
     assert trained == ["vtrained"] and "training one first" in result.stderr
     assert served["port"] == 8123 and served["host"] == "127.0.0.1"

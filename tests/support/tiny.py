@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.support import project_settings
 from training.base_model import base_model_dir
 from training.bundle import ONNX_FILE, save_bundle
-from training.labels import LABELS
 
 
 def make_tiny_bundle(target: Path, version: str = "vtest-tiny", with_onnx: bool = True, seed: int = 0) -> Path:
@@ -17,7 +17,8 @@ def make_tiny_bundle(target: Path, version: str = "vtest-tiny", with_onnx: bool 
     from training.onnx_export import export_int8
 
     torch.manual_seed(seed)
-    tokenizer = AutoTokenizer.from_pretrained(base_model_dir(), local_files_only=True)
+    LABELS = project_settings().labels
+    tokenizer = AutoTokenizer.from_pretrained(base_model_dir(project_settings().base_model), local_files_only=True)
     config = MeanPoolBertConfig(
         vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=64, max_position_embeddings=128, num_labels=len(LABELS),
@@ -47,7 +48,7 @@ def make_tiny_base_model(target: Path, seed: int = 0, layers: int = 1) -> Path:
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     torch.manual_seed(seed)
-    tokenizer = AutoTokenizer.from_pretrained(base_model_dir(), local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(base_model_dir(project_settings().base_model), local_files_only=True)
     config = BertConfig(
         vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
         intermediate_size=64, max_position_embeddings=128,

@@ -2,16 +2,16 @@
 
 from training.annotations import Annotation, annotation_files, load_annotations
 from training.data import grouped_folds, is_held_out, split_holdout
-from training.settings import get_settings
+from tests.support import project_settings
 
 
 def _real():
-    return load_annotations(annotation_files(get_settings().paths.annotations_dir)).annotations
+    return load_annotations(annotation_files(project_settings().paths.annotations_dir), project_settings().labels).annotations
 
 
 def test_grouped_folds_never_leak_a_source():
     anns = _real()
-    folds = grouped_folds(anns, 5, seed=0)
+    folds = grouped_folds(anns, 5, seed=0, schema=project_settings().labels)
     seen_valid = []
     for fold in folds:
         train_sources = {anns[i].source for i in fold.train}

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from service.cli import app
 from tests.conftest import DATA, TINY_A
 from training.bundle import load_bundle
-from training.settings import CONFIG_ENV, get_settings
+from tests.support import project_settings
+from training.settings import CONFIG_ENV
 
 
 @pytest.fixture()
@@ -21,8 +22,7 @@ def cli_config(tmp_path: Path, tiny_registry: Path, monkeypatch) -> Path:
     config = tmp_path / "cfg.yaml"
     config.write_text(f"paths:\n  models_dir: {tiny_registry}\n  data_dir: {tmp_path / 'data'}\n")
     monkeypatch.setenv(CONFIG_ENV, str(config))  # restored after the test
-    yield config
-    get_settings.cache_clear()
+    return config
 
 
 def _run(*args: str):
@@ -52,7 +52,7 @@ def test_statements_with_a_bad_line(tmp_path: Path, cli_config: Path, tiny_regis
     assert [r.get("id") for r in rows] == ["s1", None, "s5"]
     assert [set(r) for r in rows] == [{"id", "text", "labels", "scores"}, {"text", "labels", "scores"},
                                       {"id", "text", "labels", "scores"}]
-    bundle = load_bundle(tiny_registry / TINY_A)
+    bundle = load_bundle(tiny_registry / TINY_A, project_settings().inference)
     expected = bundle.predict([r["text"] for r in rows])
     assert [r["labels"] for r in rows] == [p.labels for p in expected]
     assert [r["scores"] for r in rows] == [p.scores for p in expected]  # same call, same numbers

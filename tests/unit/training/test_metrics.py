@@ -5,13 +5,13 @@ import pytest
 
 from training.crossval import cross_fitted
 from training.metrics import apply_thresholds, choose_thresholds, full_metrics
-from training.settings import get_settings
+from tests.support import project_settings
 
 LABELS = ["a", "b"]
 
 
 def test_threshold_separates_perfectly_separable_scores():
-    cfg = get_settings().thresholds
+    cfg = project_settings().thresholds
     y = np.array([[1, 0], [1, 0], [0, 1], [0, 0], [0, 0]])
     p = np.array([[0.8, 0.1], [0.7, 0.2], [0.3, 0.6], [0.2, 0.3], [0.1, 0.4]])
     cut = choose_thresholds(y, p, LABELS, cfg)
@@ -20,7 +20,7 @@ def test_threshold_separates_perfectly_separable_scores():
 
 
 def test_threshold_respects_bounds_and_fallback():
-    cfg = get_settings().thresholds
+    cfg = project_settings().thresholds
     y = np.array([[1, 0], [0, 0]])
     p = np.array([[0.99, 0.2], [0.98, 0.1]])  # best cut for 'a' is above cfg.max
     cut = choose_thresholds(y, p, LABELS, cfg)
@@ -29,7 +29,7 @@ def test_threshold_respects_bounds_and_fallback():
 
 
 def test_cross_fitted_thresholds_do_not_use_the_scored_fold():
-    settings = get_settings()
+    settings = project_settings()
     labels = list(settings.labels)
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, size=(40, len(labels)))
@@ -41,7 +41,7 @@ def test_cross_fitted_thresholds_do_not_use_the_scored_fold():
 
 
 def test_full_metrics_point_values_and_interval():
-    cfg = get_settings().evaluation
+    cfg = project_settings().evaluation
     y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]] * 5)
     pred = np.array([[1, 0], [0, 0], [1, 1], [0, 0]] * 5)
     m = full_metrics(y, pred, LABELS, cfg, groups=[f"d{i // 4}" for i in range(20)])

@@ -12,7 +12,7 @@ from collections import Counter
 
 import httpx
 
-from test_admin_support import AUTH, SEED_FILE, LiveServer, seed_dir, tiny_base_model, tiny_bundle, write_config
+from tests.support.admin import AUTH, SEED_FILE, LiveServer, seed_dir, tiny_base_model, tiny_bundle, write_config
 from training.registry import Registry
 
 JOB_TIMEOUT_S = 600

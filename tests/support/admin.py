@@ -24,13 +24,11 @@ from typing import Any
 import httpx
 import yaml
 
-PROJECT = Path(__file__).resolve().parent.parent
-TESTS = Path(__file__).resolve().parent
+from tests.support import PROJECT, project_settings
+
 TOKEN = "test-token-123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SEED_FILE = PROJECT / "seeds" / "annotations" / "annotations_batch2.jsonl"
-if str(TESTS) not in sys.path:
-    sys.path.insert(0, str(TESTS))
 
 
 def tiny_base_model(target: Path) -> Path:
@@ -41,7 +39,7 @@ def tiny_base_model(target: Path) -> Path:
 
     from training.base_model import base_model_dir
 
-    tok = AutoTokenizer.from_pretrained(base_model_dir(), local_files_only=True)
+    tok = AutoTokenizer.from_pretrained(base_model_dir(project_settings().base_model), local_files_only=True)
     cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                      intermediate_size=64, max_position_embeddings=128)
     BertModel(cfg).save_pretrained(target)
@@ -79,7 +77,7 @@ def write_config(tmp: Path, base_model: Path | None = None, **sections: dict[str
 def tiny_bundle(models_dir: Path, version: str, threshold: float | None = None, seed: int = 0) -> Path:
     """A tiny registered bundle; `threshold` overrides every label's threshold (0.01 says
     yes to everything, 0.999 to nothing: a deterministic good/bad pair for the gate)."""
-    from tiny import make_tiny_bundle
+    from tests.support.tiny import make_tiny_bundle
 
     from training.bundle import BUNDLE_META, add_to_bundle
 
@@ -123,9 +121,9 @@ def serve_admin_app(config: str, port: int) -> None:
     """Entry point of LiveServer: the admin app alone under uvicorn."""
     import uvicorn
 
-    from training.settings import load_settings
+    from service.settings import load_service_settings
 
-    uvicorn.run(make_app(load_settings(config)), host="127.0.0.1", port=port, log_level="warning")
+    uvicorn.run(make_app(load_service_settings(config, PROJECT)), host="127.0.0.1", port=port, log_level="warning")
 
 
 def free_port() -> int:
@@ -142,7 +140,7 @@ class LiveServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = command or [sys.executable, "-c",
-                          f"import sys; sys.path.insert(0, {str(TESTS)!r}); import test_admin_support as s; "
+                          "import tests.support.admin as s; "
                           f"s.serve_admin_app({str(config)!r}, {self.port})"]
         cmd = [c.replace("{port}", str(self.port)) for c in cmd]
         self.log = log or config.parent / f"server-{self.port}.log"

@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from test_admin_support import write_config
+from tests.support import project_settings
+from tests.support.admin import write_config
 from training.annotation_formats import read_annotation_file
 from training.annotations import AnnotationError, load_annotations
-from training.settings import load_settings
+from service.settings import load_service_settings
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[2] / "data"
+LABELS = project_settings().labels
 T1 = "Allies should invite Ukraine now, with a clear timetable for accession."
 T3 = "Security guarantees are no substitute for NATO membership, Kyiv said."
 
@@ -22,7 +24,7 @@ T3 = "Security guarantees are no substitute for NATO membership, Kyiv said."
 def store(tmp_path):
     from service.store import AnnotationStore
 
-    return AnnotationStore(load_settings(write_config(tmp_path)))
+    return AnnotationStore(load_service_settings(write_config(tmp_path)))
 
 
 @pytest.mark.parametrize(
@@ -44,7 +46,7 @@ def store(tmp_path):
     ],
 )
 def test_formats_are_detected_and_parsed(name, fmt, expected):
-    parsed = read_annotation_file(DATA / name)
+    parsed = read_annotation_file(DATA / name, "auto", LABELS)
     assert parsed.format == fmt
     assert parsed.problems == []
     got = {(r.annotation.text, r.annotation.labels, r.annotator) for r in parsed.records}
@@ -52,7 +54,7 @@ def test_formats_are_detected_and_parsed(name, fmt, expected):
 
 
 def test_labelstudio_skips_cancelled_and_maps_none():
-    parsed = read_annotation_file(DATA / "import_labelstudio.json")
+    parsed = read_annotation_file(DATA / "import_labelstudio.json", "auto", LABELS)
     venue = [r for r in parsed.records if r.annotation.text.startswith("The summit venue")]
     assert len(venue) == 1  # the cancelled annotation is ignored
     assert venue[0].annotation.labels == ()
@@ -60,7 +62,7 @@ def test_labelstudio_skips_cancelled_and_maps_none():
 
 
 def test_argilla_drafts_are_not_annotations():
-    parsed = read_annotation_file(DATA / "import_argilla_v2.json")
+    parsed = read_annotation_file(DATA / "import_argilla_v2.json", "auto", LABELS)
     t1 = [r for r in parsed.records if r.annotation.text == T1]
     assert [r.annotator for r in t1] == ["u-1"]  # u-2's draft is not a label
     assert [r.annotation.labels for r in parsed.records if r.annotation.text != T1] == [()]  # [] = none
@@ -128,7 +130,7 @@ def test_cli_import_export_stats(tmp_path):
     out = tmp_path / "snap.jsonl"
     exp = runner.invoke(app, ["annotations", "export", "-o", str(out), "-c", str(cfg)])
     assert exp.exit_code == 0, exp.output
-    snapshot = load_annotations([out]).annotations  # the training format, loadable as such
+    snapshot = load_annotations([out], LABELS).annotations  # the training format, loadable as such
     assert {a.text for a in snapshot} == {T1, T3}
     st = runner.invoke(app, ["annotations", "stats", "--json", "-c", str(cfg)])
     data = json.loads(st.stdout)

@@ -7,9 +7,12 @@ import threading
 import numpy as np
 import pytest
 
-from tiny import make_tiny_bundle
+from tests.support import project_settings
+from tests.support.tiny import make_tiny_bundle
 from training.bundle import MANIFEST, BundleError, load_bundle, verify_manifest
 from training.registry import Registry
+
+INFERENCE = project_settings().inference
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +22,8 @@ def tiny(tmp_path_factory):
 
 def test_round_trip_torch_and_onnx_agree(tiny):
     texts = ["NATO should invite Ukraine now.", "Security guarantees until Ukraine joins.", "Weather is fine."]
-    onnx = load_bundle(tiny, backend="onnx")
-    torch_ = load_bundle(tiny, backend="torch")
+    onnx = load_bundle(tiny, INFERENCE, backend="onnx")
+    torch_ = load_bundle(tiny, INFERENCE, backend="torch")
     assert onnx.backend_name == "onnx" and torch_.backend_name == "torch"
     assert onnx.version == "vtest-tiny" and onnx.labels == torch_.labels
     p_onnx, p_torch = onnx.predict_proba(texts), torch_.predict_proba(texts)
@@ -34,7 +37,7 @@ def test_round_trip_torch_and_onnx_agree(tiny):
 
 
 def test_predict_order_is_input_order_despite_length_batching(tiny):
-    bundle = load_bundle(tiny, backend="torch", batch_size=2)  # fp32: exact (int8 scales per batch)
+    bundle = load_bundle(tiny, INFERENCE, backend="torch", batch_size=2)  # fp32: exact (int8 scales per batch)
     texts = ["a much longer statement about guarantees and membership " * 3, "short", "medium length text here"]
     together = bundle.predict_proba(texts)
     alone = np.vstack([bundle.predict_proba([t]) for t in texts])
@@ -43,8 +46,8 @@ def test_predict_order_is_input_order_despite_length_batching(tiny):
 
 def test_onnx_streams_run_batches_in_parallel_and_keep_input_order(tiny):
     texts = [f"statement {i} about {'NATO membership ' * (i % 4)}guarantees" for i in range(10)]
-    serial = load_bundle(tiny, backend="onnx", threads=2, batch_size=1, streams=1)
-    parallel = load_bundle(tiny, backend="onnx", threads=2, batch_size=1, streams=2)
+    serial = load_bundle(tiny, INFERENCE, backend="onnx", threads=2, batch_size=1, streams=1)
+    parallel = load_bundle(tiny, INFERENCE, backend="onnx", threads=2, batch_size=1, streams=2)
     assert parallel.backend.streams == 2
     assert parallel.backend.session.get_session_options().intra_op_num_threads == 1
     # The first two batches must be in flight together, or the barrier breaks the test.
@@ -71,7 +74,7 @@ def test_corrupted_bundle_is_refused_with_the_file_named(tiny, tmp_path):
     data[-10] ^= 0xFF
     weights.write_bytes(bytes(data))
     with pytest.raises(BundleError, match=r"model\.safetensors: checksum mismatch"):
-        load_bundle(copy)
+        load_bundle(copy, INFERENCE)
 
 
 def test_incomplete_or_tampered_bundles_are_refused(tiny, tmp_path):
@@ -79,14 +82,14 @@ def test_incomplete_or_tampered_bundles_are_refused(tiny, tmp_path):
     shutil.copytree(tiny, no_manifest)
     (no_manifest / MANIFEST).unlink()
     with pytest.raises(BundleError, match="incomplete"):
-        load_bundle(no_manifest)
+        load_bundle(no_manifest, INFERENCE)
     extra = tmp_path / "extra"
     shutil.copytree(tiny, extra)
     (extra / "surprise.bin").write_bytes(b"x")
     with pytest.raises(BundleError, match="not in the manifest"):
         verify_manifest(extra)
     with pytest.raises(BundleError, match="no bundle"):
-        load_bundle(tmp_path / "nothing-here")
+        load_bundle(tmp_path / "nothing-here", INFERENCE)
 
 
 def test_registry_pointer_and_errors(tiny):

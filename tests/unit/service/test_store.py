@@ -1,5 +1,6 @@
-"""The annotation store: seeds, history, idempotency, durability after SIGKILL, concurrent
-writes over HTTP, and (when STANCE_TEST_PG_URL is set) the same on PostgreSQL."""
+"""The annotation store: seeds, history, idempotency, and (when STANCE_TEST_PG_URL is set)
+the same on PostgreSQL. (Durability after SIGKILL and concurrent writes over HTTP:
+tests/e2e/test_store_server.py.)"""
 
 from __future__ import annotations
 
@@ -7,14 +8,12 @@ import json
 import os
 import shutil
 import threading
-from pathlib import Path
 
-import httpx
 import pytest
 
-from test_admin_support import AUTH, SEED_FILE, LiveServer, seed_dir, write_config
+from service.settings import load_service_settings
+from tests.support.admin import SEED_FILE, seed_dir, write_config
 from training.annotations import Annotation
-from training.settings import load_settings
 
 PG_URL = os.environ.get("STANCE_TEST_PG_URL")
 
@@ -28,7 +27,7 @@ def _new(text: str, labels: tuple[str, ...], annotator: str = "a", source: str =
 @pytest.fixture
 def settings(tmp_path):
     seed_dir(tmp_path / "seeds", 30)
-    return load_settings(write_config(tmp_path))
+    return load_service_settings(write_config(tmp_path))
 
 
 @pytest.fixture
@@ -97,64 +96,6 @@ def test_sqlite_runs_in_wal_mode(store):
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
 
-# ---------------------------------------------------------------- over HTTP
-
-
-def _records(prefix: str, n: int) -> list[dict]:
-    return [{"text": f"{prefix} statement number {i} about security guarantees.", "labels": ["interim_guarantees"],
-             "source": f"{prefix}-doc"} for i in range(n)]
-
-
-def test_writes_acknowledged_survive_sigkill(tmp_path):
-    cfg = write_config(tmp_path)
-    server = LiveServer(cfg)
-    try:
-        r = httpx.post(server.url + "/v1/annotations", headers=AUTH,
-                       json={"annotations": _records("durable", 5), "batch": "dur"})
-        assert r.status_code == 201
-        ids = r.json()["ids"]
-    finally:
-        server.kill()  # SIGKILL right after the 2xx: no shutdown hook runs
-    with LiveServer(cfg) as again:
-        got = httpx.get(again.url + "/v1/annotations", params={"batch": "dur"}).json()
-    assert sorted(i["id"] for i in got["items"]) == sorted(ids)
-    assert got["total"] == 5
-
-
-def test_concurrent_writes_lose_and_duplicate_nothing(tmp_path):
-    """8 clients x 40 requests, every request sent twice (a retry), plus shared statements
-    that every client posts: exactly the distinct records end up stored."""
-    cfg = write_config(tmp_path)
-    clients, per_client = 8, 40
-    errors: list[str] = []
-    shared = _records("shared", 5)
-
-    def work(c: int, url: str) -> None:
-        with httpx.Client(base_url=url, headers=AUTH, timeout=60) as http:
-            for i in range(per_client):
-                body = {"annotations": [_records(f"c{c}-r{i}", 1)[0], shared[i % len(shared)]],
-                        "batch": "load", "annotator": f"client{c}"}
-                for _attempt in range(2):
-                    r = http.post("/v1/annotations", json=body)
-                    if r.status_code != 201:
-                        errors.append(f"{r.status_code} {r.text[:200]}")
-
-    with LiveServer(cfg) as server:
-        threads = [threading.Thread(target=work, args=(c, server.url)) for c in range(clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        stats = httpx.get(server.url + "/v1/annotations/stats").json()
-        history = httpx.get(server.url + "/v1/annotations",
-                            params={"view": "history", "batch": "load", "page_size": 1000}).json()
-    assert errors == []
-    assert stats["statements"] == clients * per_client + len(shared)
-    # each client annotated each shared statement once; retries added nothing
-    assert history["total"] == clients * per_client + clients * len(shared)
-    assert len({i["id"] for i in history["items"]}) == history["total"]
-
-
 # ---------------------------------------------------------------- PostgreSQL
 
 
@@ -166,7 +107,7 @@ def test_postgresql_store_roundtrip_and_concurrency(tmp_path):
     from service.store import AnnotationStore, Database
     from service.store_models import Base
 
-    settings = load_settings(write_config(tmp_path, store={"url": PG_URL}))
+    settings = load_service_settings(write_config(tmp_path, store={"url": PG_URL}))
     db = Database(PG_URL, settings.store.busy_timeout_ms)
     Base.metadata.drop_all(db.engine)
     Base.metadata.create_all(db.engine)

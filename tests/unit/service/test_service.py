@@ -155,7 +155,7 @@ def test_metrics_exposed(client: TestClient) -> None:
     assert 'http_requests_total{handler="/v1/classify",method="POST",status="2xx"}' in text
     assert "http_request_duration_seconds_bucket" in text
     assert f'stance_model_info{{backend="onnx",version="{TINY_A}"}} 1.0' in text
-    scored = float(next(l.split()[1] for l in text.splitlines() if l.startswith("stance_statements_scored_total")))
+    scored = float(next(line.split()[1] for line in text.splitlines() if line.startswith("stance_statements_scored_total")))
     assert scored >= 2
     assert "stance_inference_batch_size_bucket" in text
 

@@ -12,7 +12,10 @@ import pytest
 
 from service.scoring import BatchPredictor, NotReady, Scorer, score_batches
 from tests.conftest import TINY_A, TINY_B
+from tests.support import project_settings
 from training.bundle import load_bundle
+
+INFERENCE = project_settings().inference
 
 TEXTS = [f"Statement {i}: " + "Ukraine and NATO " * (i % 7 + 1) for i in range(40)]
 
@@ -21,7 +24,7 @@ TEXTS = [f"Statement {i}: " + "Ukraine and NATO " * (i % 7 + 1) for i in range(4
 def torch_bundles(tiny_registry):
     """fp32 torch bundles: their scores do not depend on batch composition (the int8 ONNX
     export quantises activations per batch, so its scores move by ~1e-3 with the company)."""
-    return {v: load_bundle(tiny_registry / v, backend="torch", threads=1) for v in (TINY_A, TINY_B)}
+    return {v: load_bundle(tiny_registry / v, INFERENCE, backend="torch", threads=1) for v in (TINY_A, TINY_B)}
 
 
 def test_score_batches_is_predict_over_an_iterator(torch_bundles) -> None:
@@ -34,7 +37,7 @@ def test_score_batches_is_predict_over_an_iterator(torch_bundles) -> None:
 
 
 def test_batch_predictor_is_a_map_batches_callable(tiny_registry, torch_bundles) -> None:
-    predictor = BatchPredictor(tiny_registry / TINY_A)
+    predictor = BatchPredictor(tiny_registry / TINY_A, INFERENCE)
     out = predictor({"text": np.array(TEXTS[:5]), "id": np.arange(5)})
     assert list(out["id"]) == list(range(5))
     reference = predictor.bundle.predict(TEXTS[:5])
@@ -164,7 +167,7 @@ def test_swap_through_the_app_serves_new_version(service_settings, tiny_registry
 
     with TestClient(create_app(service_settings)) as c:
         assert c.post("/v1/classify", json={"text": "NATO"}).json()["model_version"] == TINY_A
-        c.app.state.scorer.swap(load_bundle(tiny_registry / TINY_B))
+        c.app.state.scorer.swap(load_bundle(tiny_registry / TINY_B, INFERENCE))
         assert c.post("/v1/classify", json={"text": "NATO"}).json()["model_version"] == TINY_B
         assert c.get("/v1/model").json()["version"] == TINY_B
         assert f'version="{TINY_B}"' in c.get("/metrics").text
@@ -178,7 +181,7 @@ def test_hot_swap_over_http_under_concurrent_load(service_settings, tiny_registr
     from service.app import create_app
 
     app = create_app(service_settings)
-    bundles = {v: load_bundle(tiny_registry / v) for v in (TINY_A, TINY_B)}
+    bundles = {v: load_bundle(tiny_registry / v, INFERENCE) for v in (TINY_A, TINY_B)}
 
     async def scenario():
         async with app.router.lifespan_context(app):

@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 
 from training.audit import label_studio_tasks, rank_suspects, tfidf_out_of_fold
-from training.settings import load_settings
+from tests.support import PROJECT, project_settings
 from training.train import load_training_data
 
 PLANTED = 20
@@ -28,7 +28,7 @@ def _plant_flips(annotations, labels, n, seed):
 
 
 def test_planted_label_errors_rank_near_the_top():
-    settings = load_settings()
+    settings = project_settings()
     labels = list(settings.labels)
     annotations, _ = load_training_data(settings)
     flipped, planted = _plant_flips(annotations, labels, PLANTED, seed=7)
@@ -41,7 +41,7 @@ def test_planted_label_errors_rank_near_the_top():
 
 
 def test_label_studio_tasks_carry_current_and_suggested_labels():
-    settings = load_settings()
+    settings = project_settings()
     labels = list(settings.labels)
     annotations, _ = load_training_data(settings)
     few = annotations[:40]
@@ -66,11 +66,11 @@ def test_audit_cli_writes_the_ranking_and_label_studio_tasks(tmp_path):
     import subprocess
     import sys
 
-    from tiny import write_config
+    from tests.support.tiny import write_config
 
     seeds = tmp_path / "seeds"
     seeds.mkdir()
-    settings = load_settings()
+    settings = project_settings()
     annotations, _ = load_training_data(settings)
     sources = sorted({a.source for a in annotations})[:30]
     (seeds / "few.jsonl").write_text(
@@ -81,7 +81,7 @@ def test_audit_cli_writes_the_ranking_and_label_studio_tasks(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "service.cli", "annotations", "audit", "--config", str(cfg), "--scores", "tfidf",
          "--limit", "5", "-o", str(out), "--label-studio", str(ls)],
-        capture_output=True, text=True, env={**os.environ}, timeout=600,
+        capture_output=True, text=True, env={**os.environ}, timeout=600, cwd=PROJECT,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -89,5 +89,5 @@ def test_audit_cli_writes_the_ranking_and_label_studio_tasks(tmp_path):
     assert len(done.stdout.strip().splitlines()) == 5
     assert len(json.loads(ls.read_text())) == len(rows)
     missing = subprocess.run([sys.executable, "-m", "service.cli", "annotations", "audit", "--config", str(cfg)],
-                             capture_output=True, text=True, timeout=600)
+                             capture_output=True, text=True, timeout=600, cwd=PROJECT)
     assert missing.returncode == 1 and "scores=tfidf" in missing.stderr and "Traceback" not in missing.stderr

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from test_admin_support import AUTH, TOKEN, make_app, seed_dir, tiny_bundle, write_config
+from tests.support.admin import AUTH, TOKEN, make_app, seed_dir, tiny_bundle, write_config
 from training.registry import Registry
-from training.settings import load_settings
+from service.settings import load_service_settings
 
 WRITE_ENDPOINTS = [
     ("POST", "/v1/annotations", {"text": "x y z", "labels": [], "source": "d"}),
@@ -23,7 +23,7 @@ WRITE_ENDPOINTS = [
 def settings(tmp_path, monkeypatch):
     monkeypatch.delenv("STANCE_API_TOKEN", raising=False)
     seed_dir(tmp_path / "seeds", 20)
-    return load_settings(write_config(tmp_path))
+    return load_service_settings(write_config(tmp_path))
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def test_write_endpoints_need_the_token(client, method, path, body):
 @pytest.mark.parametrize("method, path, body", WRITE_ENDPOINTS)
 def test_write_endpoints_closed_without_configured_token(tmp_path, monkeypatch, method, path, body):
     monkeypatch.delenv("STANCE_API_TOKEN", raising=False)
-    settings = load_settings(write_config(tmp_path, auth={"token": None}))
+    settings = load_service_settings(write_config(tmp_path, auth={"token": None}))
     with TestClient(make_app(settings)) as c:
         r = c.request(method, path, json=body, headers=AUTH)
     assert r.status_code == 503

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from service.gate import compare, judge
-from test_admin_support import SEED_FILE, tiny_bundle, write_config
+from tests.support import project_settings
+from tests.support.admin import SEED_FILE, tiny_bundle, write_config
 from training.annotations import load_annotations
 from training.data import split_holdout
-from training.settings import load_settings
+from service.settings import load_service_settings
 
 
 def test_point_rule_with_tolerance():
@@ -36,12 +37,12 @@ def test_paired_rule_rejects_only_what_is_worse_beyond_noise_or_tolerance():
 
 @pytest.fixture
 def snapshot():
-    return load_annotations([SEED_FILE]).annotations
+    return load_annotations([SEED_FILE], project_settings().labels).annotations
 
 
 @pytest.fixture
 def settings(tmp_path):
-    return load_settings(write_config(tmp_path))
+    return load_service_settings(write_config(tmp_path))
 
 
 def test_better_candidate_promoted_worse_rejected(settings, snapshot):

@@ -1,4 +1,4 @@
-"""Retraining jobs with a stand-in trainer (tests/test_jobs_fake_trainer.py): gate outcomes,
+"""Retraining jobs with a stand-in trainer (tests/support/fake_trainer.py): gate outcomes,
 crashes, kills, half-written bundles, one job at a time, and recovery after a restart."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from test_admin_support import AUTH, FakeScorer, make_app, seed_dir, tiny_bundle, write_config
+from tests.support.admin import AUTH, FakeScorer, make_app, seed_dir, tiny_bundle, write_config
 from training.registry import Registry
-from training.settings import load_settings
+from service.settings import load_service_settings
 
 WAIT_S = 120
 
@@ -20,7 +20,7 @@ WAIT_S = 120
 @pytest.fixture
 def settings(tmp_path):
     seed_dir(tmp_path / "seeds", 181)
-    s = load_settings(write_config(tmp_path, jobs={"train_module": "tests.test_jobs_fake_trainer"}))
+    s = load_service_settings(write_config(tmp_path, jobs={"train_module": "tests.support.fake_trainer"}))
     tiny_bundle(s.paths.models_dir, "v-current", threshold=0.5)
     Registry(s.paths.models_dir).set_current("v-current", "test setup")
     return s
@@ -97,7 +97,7 @@ def test_killed_training_marks_failed_and_leaves_no_bundle(settings, monkeypatch
 
 def test_one_job_at_a_time_then_kill_and_cancel(settings, monkeypatch):
     monkeypatch.setenv("FAKE_TRAIN_MODE", "hang")
-    app = make_app(settings.with_overrides(jobs={"train_module": "tests.test_jobs_fake_trainer"}))
+    app = make_app(settings.with_overrides(jobs={"train_module": "tests.support.fake_trainer"}))
     with TestClient(app) as client:
         r = client.post("/v1/retrain", json={"config": "fast"}, headers=AUTH)
         assert r.status_code == 202, r.text
@@ -161,3 +161,28 @@ def test_restart_judges_a_job_that_finished_while_down(settings, monkeypatch):
     second.recover()
     job = _wait_state(second, job_id, {"succeeded", "rejected"})
     assert job["version"] and job["gate"] is not None
+
+
+def test_snapshot_is_checked_against_the_jobs_own_labels(tmp_path, monkeypatch):
+    """A configs/<name>.yaml that changes the label schema: the job's snapshot is validated
+    against the labels the job trained with, not the service's."""
+    import shutil
+
+    import yaml
+
+    from tests.support import PROJECT
+
+    root = tmp_path / "root"
+    (root / "configs").mkdir(parents=True)
+    shutil.copy(PROJECT / "configs" / "default.yaml", root / "configs" / "default.yaml")
+    service = load_service_settings(write_config(tmp_path, jobs={"train_module": "tests.support.fake_trainer"}),
+                                    root=root)
+    narrower = [name for name in service.labels if name != "opposition"]
+    (root / "configs" / "narrow.yaml").write_text(yaml.safe_dump({"labels": narrower}))
+    seed_dir(tmp_path / "seeds", 181)
+    monkeypatch.setenv("PYTHONPATH", str(PROJECT))  # the stand-in trainer runs in the job's root
+    monkeypatch.setenv("FAKE_TRAIN_MODE", "ok")
+    jobs, _ = manager(service)
+    job = jobs.wait(jobs.start("narrow")["id"], WAIT_S)
+    assert job["state"] == "failed", job
+    assert "unknown label" in job["error"] and "opposition" in job["error"]

@@ -1,6 +1,6 @@
 """A stand-in for `stance train` used by the job tests (no tests here).
 
-Run as `python -m tests.test_jobs_fake_trainer train --config C --data D --no-promote`
+Run as `python -m tests.support.fake_trainer train --config C --data D --no-promote`
 (settings `jobs.train_module`). FAKE_TRAIN_MODE picks the behaviour:
 ok (register a tiny bundle that says yes to everything), bad (one that says no to
 everything), crash (log, then exit 3), hang (log progress and sleep until killed),
@@ -22,7 +22,6 @@ def main(argv: list[str]) -> int:
     mode = os.environ.get("FAKE_TRAIN_MODE", "ok")
     config = Path(argv[argv.index("--config") + 1])
     data = Path(argv[argv.index("--data") + 1])
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from training.settings import load_settings
 
     settings = load_settings(config)
@@ -51,7 +50,7 @@ def main(argv: list[str]) -> int:
         tmp.mkdir(parents=True)
         (tmp / "bundle.json").write_text("{}")
         os.kill(os.getpid(), signal.SIGKILL)
-    from test_admin_support import tiny_bundle
+    from tests.support.admin import tiny_bundle
 
     path = tiny_bundle(settings.paths.models_dir, version, threshold=0.001 if mode == "ok" else 0.999)
     print(json.dumps({"version": version, "path": str(path), "metrics": {"fake": True}}), flush=True)

@@ -1,0 +1,89 @@
+"""The service's settings: training's `Settings` plus the sections only the service reads
+(`service`, `store`, `auth`, `gate`, `jobs`), from the same configs/default.yaml.
+
+Training ignores these sections; here the whole file is validated (an unknown top-level
+section is an error), so a typo in any section stops `stance serve` with the file and field.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import ConfigDict, Field
+
+from training.settings import Settings as TrainingSettingsModel
+from training.settings import Section, load_settings
+
+
+class ServiceSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    max_text_chars: int = Field(20000, ge=1)
+    max_texts: int = Field(64, ge=1)
+    max_body_bytes: int = Field(1_000_000, ge=1)
+    max_feed_bytes: int = Field(50_000_000, ge=1)
+    microbatch_max_size: int = Field(8, ge=1)  # small concurrent requests merged per model call
+    max_call_size: int = Field(64, ge=1)  # statements per model call for a large request or a feed chunk
+    microbatch_max_wait_ms: float = Field(4, ge=0)
+    spin_wait: bool = False  # inference threads busy-wait between calls (ONNX Runtime, OpenMP); steals CPU on small machines
+
+
+class StoreSettings(Section):
+    url: str | None = None
+    busy_timeout_ms: int = Field(30000, ge=0)  # SQLite: how long a writer waits for the lock
+    seed_annotator: str = "seed"  # annotator recorded for files of paths.annotations_dir
+    page_size: int = Field(100, ge=1)  # GET /v1/annotations default page
+    max_page_size: int = Field(1000, ge=1)
+    max_post_records: int = Field(1000, ge=1)  # records per POST /v1/annotations
+
+
+class JobsSettings(Section):
+    """Retraining jobs (service/jobs.py): a subprocess per job, one at a time."""
+
+    default_config: str = "retrain"  # configs/<name>.yaml layered over the service's settings (retrain: no CV)
+    train_module: str = "training.cli"  # run as `python -m <module> train ...`
+    poll_interval_s: float = Field(1.0, gt=0)
+    timeout_s: float = Field(6 * 3600, gt=0)  # a job running longer is killed and failed
+    log_tail_lines: int = Field(40, ge=1)
+    watch_registry_s: float = Field(2.0, ge=0)  # follow CURRENT changed by the CLI; 0 = off
+
+
+class AuthSettings(Section):
+    token_env: str = "STANCE_API_TOKEN"
+    token: str | None = None
+
+    def resolved_token(self) -> str | None:
+        """The environment wins over the file so secrets need not be committed."""
+        return os.environ.get(self.token_env) or self.token
+
+
+class GateSettings(Section):
+    metric: Literal["macro_f1", "micro_f1"] = "macro_f1"
+    # paired: promote unless the candidate is worse beyond noise (docs/RETRAINING.md):
+    #   the upper end of the paired-bootstrap interval of (candidate - current) >= 0, and
+    #   the point difference >= -tolerance. point: candidate >= current - tolerance only.
+    rule: Literal["paired", "point"] = "paired"
+    tolerance: float = Field(0.01, ge=0)
+
+
+class Settings(TrainingSettingsModel):
+    """Everything the service reads; a training `Settings` too, so it can be handed to
+    training's functions unchanged."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    service: ServiceSettings = ServiceSettings()
+    store: StoreSettings = StoreSettings()
+    auth: AuthSettings = AuthSettings()
+    gate: GateSettings = GateSettings()
+    jobs: JobsSettings = JobsSettings()
+
+    def store_url(self) -> str:
+        return self.store.url or f"sqlite:///{self.paths.data_dir / 'annotations.db'}"
+
+
+def load_service_settings(path: str | Path | None = None, root: str | Path | None = None) -> Settings:
+    """`training.settings.load_settings` (the one layering rule) into the service's model."""
+    return load_settings(path, root, model=Settings)
