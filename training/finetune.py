@@ -99,7 +99,11 @@ class WeightedBCETrainer(Trainer):
         if self.layer_lr_decay >= 1.0:
             return super().create_optimizer(model)
         groups = layerwise_groups(self.model, self.args.learning_rate, self.layer_lr_decay, self.args.weight_decay)
-        self.optimizer = torch.optim.AdamW(groups, lr=self.args.learning_rate)
+        # AdamW as the Trainer would build it, with per-layer groups; `foreach` (fused AdamW ran
+        # 2x slower per step on CPU with a dozen parameter groups)
+        _, kwargs = Trainer.get_optimizer_cls_and_kwargs(self.args, self.model)
+        kwargs = {k: v for k, v in kwargs.items() if k != "fused"}
+        self.optimizer = torch.optim.AdamW(groups, **kwargs, foreach=True)
         return self.optimizer
 
 
