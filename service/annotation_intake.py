@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from service.errors import ApiError
-from service.schemas_admin import AnnotationBatch, AnnotationIn
+from service.schemas_admin import SOURCE_MAX_CHARS, AnnotationBatch, AnnotationIn
 from service.store import NewAnnotation, default_api_batch
-from service.text_hygiene import text_problem
+from service.text_hygiene import has_visible_text, surrogate_at, text_problem
 from training.annotations import validate_record
 from training.settings import Settings
 
@@ -36,6 +36,13 @@ def intake(
         problem = text_problem(record.text, settings.service.max_text_chars)
         if problem:
             problems.append({"record": i, "field": "text", "message": problem})
+            continue
+        if "source" in record.model_fields_set and (
+            not has_visible_text(record.source) or surrogate_at(record.source) is not None
+            or len(record.source) > SOURCE_MAX_CHARS
+        ):
+            problems.append({"record": i, "field": "source", "message":
+                             f"'source' must be 1-{SOURCE_MAX_CHARS} characters of valid, visible text"})
             continue
         try:
             ann = validate_record(record.model_dump(exclude_none=True, exclude_unset=True), schema)

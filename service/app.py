@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service import admin
 from service.limits import install_error_handling
+from service.openapi_doc import document_limits
 from service.routes import FEEDS_PATH, router
 from service.scoring import Scorer, ScoringMetrics
 from training.bundle import Bundle, BundleError, load_bundle, read_meta
@@ -122,4 +123,5 @@ def create_app(settings: Settings | None = None, model_version: str | None = Non
     instrumentator.add(metrics.requests(registry=registry), metrics.latency(registry=registry))
     instrumentator.instrument(app)  # /metrics itself is a documented route in service.routes
     admin.install(app, settings)
+    document_limits(app, settings)
     return app

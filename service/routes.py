@@ -169,6 +169,10 @@ async def score_feed(
     article: statement rows (text, labels, scores) and a summary (statements per label,
     the article's labels); items that cannot be scored come back with an `error` field."""
     spool = await _spool(request)
+    if spool.tell() == 0 and not spool.read(1):
+        spool.close()
+        raise ApiError(400, "empty body: send a feed (RSS, Atom, JSON Lines or text)")
+    spool.seek(0)
     try:
         fmt = detect_format(request.headers.get("content-type"), spool.read(SNIFF_BYTES), fmt)
         spool.seek(0)

@@ -23,6 +23,15 @@ class ClassifyRequest(BaseModel):
     text: str | None = Field(None, description="one statement or a longer text (segmented)")
     texts: list[str] | None = Field(None, description="several texts, scored independently")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in ("text", "texts"):
+                if name in data and data[name] is None:
+                    raise ValueError(f"'{name}' must not be null; leave it out instead")
+        return data
+
     @model_validator(mode="after")
     def _one_of(self) -> "ClassifyRequest":
         if (self.text is None) == (self.texts is None):

@@ -15,6 +15,7 @@ from service.limits import BATCH_FORM, LIST_FORM, RECORD_FORM
 NAME_PATTERN = r"^[A-Za-z0-9_.@:+-]{1,200}$"  # batch and annotator names
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"  # registry versions (folder names)
 CONFIG_PATTERN = r"^[A-Za-z0-9_-]{1,100}$"  # configs/<name>.yaml
+SOURCE_MAX_CHARS = 500  # the annotations table's source column
 Name = Annotated[str, Field(pattern=NAME_PATTERN, description="1-200 letters, digits or . _ - @ : +")]
 
 
@@ -54,7 +55,7 @@ def _form(value: Any) -> str:
 AnnotationsBody = Annotated[
     Annotated[AnnotationBatch, Tag(BATCH_FORM)]
     | Annotated[AnnotationIn, Tag(RECORD_FORM)]
-    | Annotated[list[AnnotationIn], Tag(LIST_FORM)],
+    | Annotated[list[AnnotationIn], Field(min_length=1), Tag(LIST_FORM)],
     Discriminator(_form),
 ]
 
