@@ -378,7 +378,7 @@ class AnnotationStore:
             q = q.where(AnnotationRow.source == source)
         if annotator:
             q = q.where(AnnotationRow.annotator == annotator)
-        if label:
+        if label is not None:  # "" is not a label either: refused, not ignored
             if label == "none":
                 q = q.where(AnnotationRow.labels == "[]")
             elif label in self.schema:
