@@ -39,6 +39,9 @@ def _watch_registry(models: ModelAdmin, stop: threading.Event, interval: float) 
 def startup(app: FastAPI) -> None:
     """Blocking start-up work (run in a worker thread by the lifespan)."""
     store: AnnotationStore = app.state.store
+    rekeyed = store.rekey()
+    if rekeyed:
+        log.info("re-keyed %d statements to the current identity rule (NFC, whitespace, lower-case)", rekeyed)
     for report in store.ensure_seeds():
         if report.skipped and not report.added:
             log.error("seed file %s rejected:\n%s", report.file, "\n".join(map(str, report.skipped)))
@@ -69,7 +72,9 @@ def install(app: FastAPI, settings: Settings) -> None:
     async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
         async with inner(a) as state:
             await anyio.to_thread.run_sync(startup, a)
-            models.applied = models.registry.current()
+            fallback = getattr(a.state, "fallback", None)
+            models.applied = fallback["serving"] if fallback else models.registry.current()
+            models.bad_pointer = fallback["requested"] if fallback else None
             stop = threading.Event()
             watcher = None
             if settings.jobs.watch_registry_s > 0:

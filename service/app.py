@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from typing import Any
+
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator, metrics
@@ -18,9 +20,10 @@ from starlette.concurrency import run_in_threadpool
 
 from service import admin
 from service.limits import install_error_handling
+from service.openapi_doc import document_limits
 from service.routes import FEEDS_PATH, router
 from service.scoring import Scorer, ScoringMetrics
-from training.bundle import Bundle, load_bundle
+from training.bundle import Bundle, BundleError, load_bundle, read_meta
 from training.registry import Registry
 from service.settings import Settings
 
@@ -48,6 +51,40 @@ def open_bundle(path: Path, settings: Settings) -> Bundle:
     )
 
 
+def _describe(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, BundleError) else f"{type(exc).__name__}: {exc}"
+
+
+def load_at_start(settings: Settings, version: str | None = None) -> tuple[Bundle, dict[str, Any] | None]:
+    """The bundle to serve at start, and the fallback note when models/CURRENT is broken.
+
+    A named `version` is served or the start fails. Otherwise CURRENT is tried first; if it
+    cannot be loaded (checksum mismatch, garbage weights, missing folder), the newest other
+    bundle that verifies and loads is served instead, loudly (log, /readyz, /v1/model),
+    rather than refusing to start while good versions exist."""
+    if version is not None:
+        return load_served_bundle(settings, version), None
+    registry = Registry(settings.paths.models_dir)
+    current = registry.current()
+    try:
+        return load_served_bundle(settings), None
+    except Exception as exc:  # noqa: BLE001 - any load failure: try the others
+        reason = _describe(exc)
+    log.error("models/CURRENT names %s, which cannot be served: %s", current, reason)
+    for candidate in sorted(
+        (v for v in registry.versions() if v != current),
+        key=lambda v: (str(read_meta(registry.path(v)).get("created") or ""), v), reverse=True,
+    ):
+        try:
+            bundle = load_served_bundle(settings, candidate)
+        except Exception as exc:  # noqa: BLE001
+            log.error("fallback candidate %s cannot be served either: %s", candidate, _describe(exc))
+            continue
+        log.error("serving %s instead of %s: the newest bundle that verifies", candidate, current)
+        return bundle, {"requested": current, "reason": reason, "serving": candidate}
+    raise BundleError(f"no servable model: CURRENT ({current}) {reason}; no other bundle in {registry.root} loads")
+
+
 def create_app(settings: Settings, model_version: str | None = None) -> FastAPI:
     """A FastAPI app serving `model_version` (default: the registry's current model).
     `settings` are built by the caller (`stance serve`, tests) and reach every part from here."""
@@ -62,9 +99,10 @@ def create_app(settings: Settings, model_version: str | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         scorer.start()
-        bundle = await run_in_threadpool(load_served_bundle, settings, model_version)
+        bundle, app.state.fallback = await run_in_threadpool(load_at_start, settings, model_version)
         await run_in_threadpool(scorer.swap, bundle)  # loads and warms up
         log.info("ready: model %s (%s backend)", bundle.version, bundle.backend_name)
+        del bundle  # the scorer holds it; a local reference would outlive a swap
         try:
             yield
         finally:
@@ -79,10 +117,12 @@ def create_app(settings: Settings, model_version: str | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.scorer = scorer
     app.state.metrics_registry = registry
+    app.state.fallback = None
     app.include_router(router)
     install_error_handling(app, settings.service, feed_paths=[FEEDS_PATH])
     instrumentator = Instrumentator(registry=registry, excluded_handlers=["/metrics"])
     instrumentator.add(metrics.requests(registry=registry), metrics.latency(registry=registry))
-    instrumentator.instrument(app).expose(app, include_in_schema=True, tags=["health"])
+    instrumentator.instrument(app)  # /metrics itself is a documented route in service.routes
     admin.install(app, settings)
+    document_limits(app, settings)
     return app

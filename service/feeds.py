@@ -18,6 +18,8 @@ from typing import IO, Any, Literal
 import feedparser
 from bs4 import BeautifulSoup
 
+from service.text_hygiene import has_visible_text, surrogate_at, without_surrogates
+
 FeedFormat = Literal["xml", "jsonl", "text"]
 FORMAT_ALIASES: dict[str, FeedFormat] = {
     "rss": "xml", "atom": "xml", "xml": "xml", "jsonl": "jsonl", "ndjson": "jsonl", "text": "text",
@@ -191,6 +193,8 @@ def parse_json_object(raw: bytes | str, line_no: int) -> dict[str, Any] | None:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FeedError(f"line {line_no}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise FeedError(f"line {line_no}: JSON nested too deeply") from None
     if not isinstance(obj, dict):
         raise FeedError(f"line {line_no}: expected a JSON object, got {type(obj).__name__}")
     return obj
@@ -204,6 +208,15 @@ def jsonl_article(obj: dict[str, Any], line_no: int) -> Article:
             raise FeedError(
                 f"line {line_no}: field '{name}' must be a string, got {type(value).__name__}"
             )
+    bad = next((name for name in _ARTICLE_FIELDS
+                 if isinstance(obj.get(name), str) and surrogate_at(obj[name]) is not None), None)
+    if bad is not None:  # reported on the article's line; the rest of the feed is scored
+        safe = {name: without_surrogates(v) if isinstance(v, str) else v for name, v in obj.items()}
+        return Article(
+            id=str(safe.get("id") if safe.get("id") is not None else f"line-{line_no}"),
+            text="", title=safe.get("title"), url=safe.get("url"), published=safe.get("published"),
+            error=f"field '{bad}' is not valid Unicode text: lone surrogate at character {surrogate_at(obj[bad])}",
+        )
     text = clean_text(obj.get("text") or "")
     title = clean_text(obj["title"]) if obj.get("title") else None
     return Article(
@@ -212,7 +225,7 @@ def jsonl_article(obj: dict[str, Any], line_no: int) -> Article:
         title=title or None,
         url=obj.get("url"),
         published=obj.get("published"),
-        error=None if text else NO_TEXT,
+        error=None if has_visible_text(text) else NO_TEXT,
     )
 
 

@@ -53,7 +53,8 @@ QUEUED, RUNNING, JUDGING = "queued", "running", "judging"
 SUCCEEDED, REJECTED_STATE, FAILED, CANCELLED = "succeeded", "rejected", "failed", "cancelled"
 ACTIVE = (QUEUED, RUNNING, JUDGING)
 DEFAULT = DEFAULT_CONFIG_NAME
-_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")  # a file name in configs/, never a path
+_PRIVATE_FILE, _PRIVATE_DIR = 0o600, 0o700  # job folders hold the training data snapshot
 _LOG_READ_BYTES = 1 << 16  # enough for any tail we show
 _KILL_GRACE_S = 5.0
 PROGRESS_FILE = "progress.json"  # written by the training process (training/progress.py)
@@ -86,12 +87,22 @@ def effective_config(settings: Settings, name: str) -> dict[str, Any]:
     service's paths and base model, and the named file's training knobs. Only names of files
     in configs/ are accepted (never a path from the request)."""
     data = settings.model_dump(mode="json")
+    data["auth"]["token"] = None  # never written to a job folder (training needs no secret)
     if name == DEFAULT:
         return data
     path = settings.configs_dir / f"{name}.yaml"
     if not _NAME.match(name) or not path.is_file():
-        raise ConfigNotFound(f"unknown config {name!r}; available: {available_configs(settings.configs_dir)}")
-    return layered_config(data, path, settings.root)  # the same layering as load_settings
+        raise ConfigNotFound(f"unknown config {name[:100]!r}; available: {available_configs(settings.configs_dir)}")
+    merged = layered_config(data, path, settings.root)  # the same layering as load_settings
+    merged.setdefault("auth", {})["token"] = None  # never write a secret into a job folder
+    return merged
+
+
+def _private(path: Path) -> Path:
+    """Create `path` empty, readable by the owner only (before anything is written to it)."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _PRIVATE_FILE))
+    os.chmod(path, _PRIVATE_FILE)
+    return path
 
 
 def read_tail(path: Path, lines: int) -> list[str]:
@@ -176,10 +187,11 @@ class JobManager:
                 active = s.scalar(select(Job.id).where(Job.active == 1))
             raise JobConflict(active or "?") from None
         try:
-            job_dir.mkdir(parents=True, exist_ok=True)
-            cfg_path = job_dir / "config.yaml"
+            job_dir.mkdir(parents=True, exist_ok=True, mode=_PRIVATE_DIR)
+            os.chmod(job_dir, _PRIVATE_DIR)
+            cfg_path = _private(job_dir / "config.yaml")
             cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
-            snapshot = job_dir / "snapshot.jsonl"
+            snapshot = _private(job_dir / "snapshot.jsonl")
             n = self.store.export_jsonl(snapshot)
             proc = self._spawn(job_dir, cfg_path, snapshot)
         except Exception as exc:
@@ -197,8 +209,8 @@ class JobManager:
         root = self.settings.root
         env = {**os.environ, CONFIG_ENV: str(cfg_path), ROOT_ENV: str(root), "PYTHONUNBUFFERED": "1",
                PROGRESS_ENV: str(job_dir / PROGRESS_FILE)}
-        (job_dir / "command.txt").write_text(" ".join(cmd) + "\n")
-        with (job_dir / "train.out").open("wb") as out, (job_dir / "train.log").open("wb") as err:
+        _private(job_dir / "command.txt").write_text(" ".join(cmd) + "\n")
+        with _private(job_dir / "train.out").open("wb") as out, _private(job_dir / "train.log").open("wb") as err:
             return subprocess.Popen(cmd, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=err, start_new_session=True)
 

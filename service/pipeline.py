@@ -10,8 +10,9 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from service.errors import ApiError
 from service.feeds import Article
-from service.scoring import Scorer
+from service.scoring import Cancelled, Scorer
 from service.statements import (
     Prepared,
     WindowSplitter,
@@ -24,8 +25,19 @@ from service.statements import (
 from training.settings import SegmentationSettings
 
 
-async def classify(scorer: Scorer, texts: list[str], seg: SegmentationSettings) -> dict[str, Any]:
-    """All texts' statements go to the scorer in one call (one micro-batch when small)."""
+FEEDS_PATH = "/v1/feeds/score"
+
+
+async def classify(
+    scorer: Scorer,
+    texts: list[str],
+    seg: SegmentationSettings,
+    max_statements: int | None = None,
+    cancelled: Cancelled | None = None,
+) -> dict[str, Any]:
+    """All texts' statements go to the scorer in one call (one micro-batch when small).
+    More than `max_statements` statements is a 413 pointing to the feed endpoint (bulk
+    work streams there); `cancelled` stops the scoring of a request whose client left."""
     splitter = splitter_for(scorer.bundle)
 
     def prepare() -> list[Prepared]:
@@ -34,7 +46,14 @@ async def classify(scorer: Scorer, texts: list[str], seg: SegmentationSettings) 
     # Segmenting long texts is CPU work; keep it off the event loop.
     long_input = sum(len(t) for t in texts) > seg.max_statement_chars
     prepared = await run_in_threadpool(prepare) if long_input else prepare()
-    preds, version = await scorer.score_versioned([u.text for p in prepared for u in p.units])
+    units = [u.text for p in prepared for u in p.units]
+    if max_statements is not None and len(units) > max_statements:
+        raise ApiError(
+            413,
+            f"{len(units)} statements in one request; the limit is {max_statements}. "
+            f"Send bulk text to POST {FEEDS_PATH} (streamed, scored a chunk at a time)",
+        )
+    preds, version = await scorer.score_versioned(units, cancelled)
     labels = list(preds[0].scores) if preds else scorer.bundle.labels
     results, offset = [], 0
     for p in prepared:
@@ -67,7 +86,10 @@ def take_chunk(
 
 
 def _line(obj: dict[str, Any]) -> bytes:
-    return (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
+    try:
+        return (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate in an echoed field: escape it, stay valid JSON
+        return (json.dumps(obj, ensure_ascii=True) + "\n").encode("ascii")
 
 
 def article_result(
@@ -100,15 +122,36 @@ async def stream_feed(
     try:
         while chunk := await pending:
             pending = asyncio.ensure_future(run_in_threadpool(take))
-            texts = [u.text for _, p in chunk if p for u in p.units]
-            preds, version = await scorer.score_versioned(texts)
-            labels = scorer.bundle.labels
-            offset = 0
-            for article, prepared in chunk:
-                n = len(prepared.units) if prepared else 0
-                yield _line(article_result(article, prepared, preds[offset : offset + n], version, labels))
-                offset += n
+            for line in await score_chunk(scorer, chunk):
+                yield line
     except Exception as exc:  # the response has started: report in the stream, then stop
         yield _line({"error": f"scoring stopped: {type(exc).__name__}: {exc}"})
     finally:
         pending.cancel()
+
+
+async def score_chunk(scorer: Scorer, chunk: list[tuple[Article, Prepared | None]]) -> list[bytes]:
+    """NDJSON lines of a chunk of articles, scored in one call. If that call fails, each
+    article is scored alone, so one bad article is reported in its own line and the
+    others are still scored."""
+    labels = scorer.bundle.labels
+    try:
+        texts = [u.text for _, p in chunk if p for u in p.units]
+        preds, version = await scorer.score_versioned(texts)
+    except Exception:  # noqa: BLE001 - isolate the culprit below
+        return [line for one in chunk for line in await _score_alone(scorer, one, labels)]
+    lines, offset = [], 0
+    for article, prepared in chunk:
+        n = len(prepared.units) if prepared else 0
+        lines.append(_line(article_result(article, prepared, preds[offset : offset + n], version, labels)))
+        offset += n
+    return lines
+
+
+async def _score_alone(scorer: Scorer, item: tuple[Article, Prepared | None], labels: list[str]) -> list[bytes]:
+    article, prepared = item
+    try:
+        preds, version = await scorer.score_versioned([u.text for u in prepared.units] if prepared else [])
+    except Exception as exc:  # noqa: BLE001 - reported on the article's own line
+        return [_line({**article.meta(), "error": f"scoring failed: {type(exc).__name__}: {exc}"})]
+    return [_line(article_result(article, prepared, preds, version, labels))]

@@ -8,6 +8,7 @@ on the old bundle). Promotions are serialised by a lock so two cannot interleave
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -16,7 +17,7 @@ from sqlalchemy import select
 
 from service.store import Database, open_database
 from service.store_models import ModelStatus
-from training.bundle import Bundle, BundleError
+from training.bundle import ONNX_FILE, Bundle, BundleError
 from training.registry import Registry
 from service.settings import Settings
 
@@ -28,8 +29,24 @@ class Swappable(Protocol):
     def swap(self, bundle: Bundle) -> Any: ...
 
 
+log = logging.getLogger("stance.promotion")
+
+
 class PromotionError(ValueError):
     """The requested promotion or rollback is impossible; the message says why."""
+
+
+class UnknownVersion(PromotionError):
+    """No bundle of that version in the registry (the API answers 404)."""
+
+
+def load_error(version: str, exc: Exception) -> PromotionError:
+    """A bundle that verifies but cannot be loaded (e.g. a garbage ONNX file whose
+    manifest was rewritten to match): name the version and the file."""
+    text = str(exc)
+    culprit = ONNX_FILE if ONNX_FILE in text or "onnx" in type(exc).__module__.lower() else None
+    where = f"its {culprit} " if culprit else ""
+    return PromotionError(f"model {version} cannot be loaded: {where}failed with {type(exc).__name__}: {text}")
 
 
 _lock = threading.Lock()
@@ -47,6 +64,7 @@ class ModelAdmin:
         self.db = db or open_database(settings)
         self._scorer = scorer
         self.applied: str | None = self.registry.current()  # the version the scorer was given
+        self.bad_pointer: str | None = None  # a CURRENT that failed to load, reported once
 
     # ------------------------------------------------------------ status
 
@@ -91,10 +109,18 @@ class ModelAdmin:
     # ------------------------------------------------------------ moves
 
     def _load(self, version: str) -> Bundle:
-        """Load a version the way the service serves it (its backend and thread settings)."""
+        """Load a version the way the service serves it (its backend and thread settings).
+        UnknownVersion when there is no such bundle, PromotionError when it is broken."""
         from service.app import load_served_bundle
 
-        return load_served_bundle(self.settings, version)
+        if version not in self.registry.versions():
+            raise UnknownVersion(f"unknown model version {version[:100]!r}")
+        try:
+            return load_served_bundle(self.settings, version)
+        except BundleError as exc:
+            raise PromotionError(str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - any loader failure means "broken bundle"
+            raise load_error(version, exc) from None
 
     def promote(self, version: str, reason: str = "manual promotion") -> dict[str, Any]:
         with _lock:
@@ -102,10 +128,7 @@ class ModelAdmin:
 
     def _switch(self, version: str, reason: str, status: str) -> dict[str, Any]:
         previous = self.registry.current()
-        try:
-            bundle = self._load(version)  # verifies the manifest; fails before anything changes
-        except BundleError as exc:
-            raise PromotionError(str(exc)) from None
+        bundle = self._load(version)  # verifies and loads; fails before anything changes
         self.registry.set_current(version, reason)
         scorer = self._scorer()
         if scorer is not None:
@@ -150,9 +173,16 @@ class ModelAdmin:
         version swapped to, or None when nothing changed."""
         with _lock:
             current = self.registry.current()
-            if current is None or current == self.applied:
+            if current is None or current == self.applied or current == self.bad_pointer:
                 return None
-            bundle = self._load(current)
+            try:
+                bundle = self._load(current)
+            except PromotionError as exc:  # once per bad pointer, not every poll
+                self.bad_pointer = current
+                log.error("registry CURRENT names %s, which cannot be served (%s); still serving %s",
+                          current, exc, self.applied)
+                return None
+            self.bad_pointer = None
             scorer = self._scorer()
             if scorer is not None:
                 scorer.swap(bundle)

@@ -5,32 +5,27 @@ from __future__ import annotations
 import tempfile
 from typing import IO, Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from service import pipeline
+from service.errors import ApiError, responses
 from service.feeds import FORMAT_ALIASES, FeedError, detect_format, open_feed
-from service.limits import Utf8JsonRoute, check_texts
-from service.schemas import ClassifyRequest, ClassifyResponse, ErrorBody, Health, ModelInfo
-from service.scoring import Scorer
+from service.limits import ApiRoute, check_texts
+from service.pipeline import FEEDS_PATH
+from service.schemas import ClassifyRequest, ClassifyResponse, Health, ModelInfo
+from service.scoring import Abandoned, Scorer
 from service.settings import Settings
 
-FEEDS_PATH = "/v1/feeds/score"
 SPOOL_IN_MEMORY_BYTES = 1 << 20  # feed bodies above this spill to a temp file
 SNIFF_BYTES = 512
+CLIENT_CLOSED = 499  # nginx's code for "client closed the request"; nobody reads it
 
-router = APIRouter(route_class=Utf8JsonRoute)
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text}
-    for code, text in {
-        400: "malformed input (says what and where)",
-        413: "request body over the limit",
-        422: "invalid field (names the field and the limit)",
-        503: "model not loaded yet",
-    }.items()
-}
+router = APIRouter(route_class=ApiRoute)
+__all__ = ["FEEDS_PATH", "router"]
 
 
 # Dependencies are `async def` on purpose: FastAPI runs plain `def` ones in the thread
@@ -42,7 +37,7 @@ async def get_settings(request: Request) -> Settings:
 async def ready_scorer(request: Request) -> Scorer:
     scorer: Scorer = request.app.state.scorer
     if not scorer.ready:
-        raise HTTPException(503, "the model is not loaded yet; retry shortly")
+        raise ApiError(503, "the model is not loaded yet; retry shortly")
     return scorer
 
 
@@ -50,24 +45,43 @@ ScorerDep = Annotated[Scorer, Depends(ready_scorer)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
+def _fallback_note(request: Request) -> str | None:
+    fallback = getattr(request.app.state, "fallback", None)
+    if not fallback:
+        return None
+    return (f"serving {fallback['serving']} instead of {fallback['requested']} (models/CURRENT), "
+            f"which cannot be served: {fallback['reason']}")
+
+
 @router.get("/healthz", response_model=Health, tags=["health"])
-async def healthz() -> dict[str, Any]:
+async def healthz() -> Health:
     """The process is up (liveness)."""
-    return {"status": "ok"}
+    return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Health, tags=["health"], responses={503: ERRORS[503]})
+@router.get("/readyz", response_model=Health, tags=["health"],
+            responses={503: {"model": Health, "description": "no model loaded yet"}})
 async def readyz(request: Request) -> Any:
-    """A model is loaded and warmed up (readiness); 503 until then."""
+    """A model is loaded and warmed up (readiness); 503 until then. `detail` says when
+    the service serves a fallback because models/CURRENT is broken."""
     scorer: Scorer = request.app.state.scorer
     if not scorer.ready:
         return JSONResponse(status_code=503, content={"status": "loading", "model_version": None})
-    return {"status": "ready", "model_version": scorer.version}
+    return Health(status="ready", model_version=scorer.version, detail=_fallback_note(request))
 
 
-@router.get("/v1/model", response_model=ModelInfo, tags=["model"], responses={503: ERRORS[503]})
-async def model_info(scorer: ScorerDep) -> dict[str, Any]:
-    """The model being served: version, labels, thresholds, metrics, backend."""
+@router.get("/metrics", tags=["health"], response_class=Response,
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                             "description": "Prometheus text exposition format"}})
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics (request counts and latency, statements scored, batch sizes)."""
+    return Response(generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/v1/model", response_model=ModelInfo, tags=["model"], responses=responses(503))
+async def model_info(request: Request, scorer: ScorerDep) -> dict[str, Any]:
+    """The model being served: version, labels, thresholds, metrics, backend, and
+    `fallback` when models/CURRENT was broken at start (which version, why)."""
     bundle = scorer.bundle
     return {
         "version": bundle.version,
@@ -85,6 +99,7 @@ async def model_info(scorer: ScorerDep) -> dict[str, Any]:
             "statements": scorer.stats.statements,
             "max_batch": scorer.stats.max_batch,
         },
+        "fallback": getattr(request.app.state, "fallback", None),
     }
 
 
@@ -92,14 +107,25 @@ async def model_info(scorer: ScorerDep) -> dict[str, Any]:
     "/v1/classify",
     response_model=None,  # documented below; results are built by our code, not re-validated
     tags=["scoring"],
-    responses={200: {"model": ClassifyResponse}, **{k: ERRORS[k] for k in (400, 413, 422, 503)}},
+    responses={200: {"model": ClassifyResponse, "description": "labels per text"},
+               **responses(400, 413, 422, 503)},
 )
-async def classify(body: ClassifyRequest, scorer: ScorerDep, settings: SettingsDep) -> JSONResponse:
+async def classify(
+    request: Request, body: ClassifyRequest, scorer: ScorerDep, settings: SettingsDep
+) -> Response:
     """Stance labels for one text or several. A text of several sentences is segmented;
     a label is on if any statement carries it, its score is the max over statements, and
-    `evidence` lists the statements that carry it."""
+    `evidence` lists the statements that carry it. More than `service.max_statements`
+    statements is a 413: send bulk text to the feed endpoint."""
     check_texts(body.items(), "text" if body.text is not None else "texts", settings.service)
-    return JSONResponse(await pipeline.classify(scorer, body.items(), settings.segmentation))
+    try:
+        result = await pipeline.classify(
+            scorer, body.items(), settings.segmentation, settings.service.max_statements,
+            cancelled=request.is_disconnected,
+        )
+    except Abandoned:
+        return Response(status_code=CLIENT_CLOSED)
+    return JSONResponse(result)
 
 
 async def _spool(request: Request) -> IO[bytes]:
@@ -119,9 +145,11 @@ async def _spool(request: Request) -> IO[bytes]:
 @router.post(
     FEEDS_PATH,
     tags=["scoring"],
+    response_class=StreamingResponse,
     responses={
-        200: {"content": {"application/x-ndjson": {}}, "description": "one JSON object per article"},
-        **{k: ERRORS[k] for k in (400, 413, 422, 503)},
+        200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+              "description": "one JSON object per article"},
+        **responses(400, 413, 422, 503),
     },
     openapi_extra={"requestBody": {"required": True, "content": {
         "application/rss+xml": {"schema": {"type": "string"}},
@@ -142,15 +170,19 @@ async def score_feed(
     "published"}) or plain text (articles separated by a line `---`). The format comes from
     `format`, else Content-Type, else the first bytes. Streams NDJSON, one object per
     article: statement rows (text, labels, scores) and a summary (statements per label,
-    the article's labels); items without text come back with an `error` field."""
+    the article's labels); items that cannot be scored come back with an `error` field."""
     spool = await _spool(request)
+    if spool.tell() == 0 and not spool.read(1):
+        spool.close()
+        raise ApiError(400, "empty body: send a feed (RSS, Atom, JSON Lines or text)")
+    spool.seek(0)
     try:
         fmt = detect_format(request.headers.get("content-type"), spool.read(SNIFF_BYTES), fmt)
         spool.seek(0)
         articles = await run_in_threadpool(open_feed, fmt, spool)
     except FeedError as exc:
         spool.close()
-        raise HTTPException(400, f"malformed feed: {exc}") from None
+        raise ApiError(400, f"malformed feed: {exc}") from None
     except BaseException:
         spool.close()
         raise

@@ -1,20 +1,23 @@
-"""`/v1/annotations`: add (token) and list (open). Thin: validation is
-`training.annotations.validate_record`, storage is `service.store.AnnotationStore`."""
+"""`/v1/annotations`: add (token) and list (open). Thin: the body is checked by
+`service.annotation_intake`, storage is `service.store.AnnotationStore`."""
 
 from __future__ import annotations
 
-import re
-from typing import Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Body, Depends, Query, Request, status
+from starlette.concurrency import run_in_threadpool
 
+from service.annotation_intake import intake
 from service.auth import require_token
-from service.store import AnnotationStore, NewAnnotation, default_api_batch
-from training.annotations import validate_record
+from service.errors import ApiError, responses
+from service.limits import ApiRoute
+from service.schemas_admin import AnnotationPage, AnnotationsBody, AnnotationsPosted, AnnotationStats
+from service.store import AnnotationStore
 
-router = APIRouter(prefix="/v1", tags=["annotations"])
-DEFAULT_ANNOTATOR = "api"
-_NAME = re.compile(r"^[\w.@:+-]{1,200}$")
+router = APIRouter(prefix="/v1", tags=["annotations"], route_class=ApiRoute)
+# SQL OFFSET is a signed 64-bit integer: pages beyond this would overflow it.
+MAX_PAGE = 2**31
 
 EXAMPLE = {
     "batch": "analyst-2024-06-12",
@@ -26,86 +29,53 @@ EXAMPLE = {
 }
 
 
-def _store(request: Request) -> AnnotationStore:
+async def _store(request: Request) -> AnnotationStore:
     return request.app.state.store
 
 
-def _name(value: Any, what: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not _NAME.match(value):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            detail=f"'{what}' must be 1-200 letters, digits or . _ - @ : +")
-    return value
+StoreDep = Annotated[AnnotationStore, Depends(_store)]
 
 
 @router.post("/annotations", status_code=status.HTTP_201_CREATED, dependencies=[Depends(require_token)],
+             response_model=AnnotationsPosted, responses=responses(400, 401, 403, 413, 422, 503),
              summary="Add one or many annotations (all stored or none)")
 def post_annotations(
-    request: Request,
-    payload: Any = Body(..., examples=[EXAMPLE]),
-) -> dict[str, Any]:
+    store: StoreDep, body: Annotated[AnnotationsBody, Body(examples=[EXAMPLE])]
+) -> AnnotationsPosted:
     """Body: `{"annotations": [{text, labels, source, annotator?}, ...], "batch"?, "annotator"?}`,
-    or a single record. Invalid records reject the whole request (422) with every problem
-    listed by record number. Re-posting an identical record is a no-op that returns the
-    same id (safe retries)."""
-    if isinstance(payload, dict) and "annotations" in payload:
-        records, batch, annotator = payload["annotations"], payload.get("batch"), payload.get("annotator")
-    elif isinstance(payload, dict):
-        records, batch, annotator = [payload], None, None
-    elif isinstance(payload, list):
-        records, batch, annotator = payload, None, None
-    else:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="expected a JSON object or list")
-    store = _store(request)
-    limit = store.settings.store.max_post_records
-    if not isinstance(records, list) or not records:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="'annotations' must be a non-empty list")
-    if len(records) > limit:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
-                            detail=f"{len(records)} records; at most {limit} per request")
-    batch = _name(batch, "batch") or default_api_batch()
-    annotator = _name(annotator, "annotator") or DEFAULT_ANNOTATOR
-    items, problems = [], []
-    for i, record in enumerate(records, start=1):
-        try:
-            ann = validate_record(record, store.schema)
-            who = _name(record.get("annotator"), "annotator") or annotator
-            items.append(NewAnnotation(ann, who))
-        except ValueError as exc:
-            problems.append({"record": i, "message": str(exc)})
-        except HTTPException as exc:
-            problems.append({"record": i, "message": str(exc.detail)})
-    if problems:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail={"message": f"{len(problems)} invalid record(s); nothing was stored", "problems": problems},
-        )
+    a single record, or a list of records. Invalid records reject the whole request (422)
+    with every problem listed by record number. Re-posting an identical record is a no-op
+    that returns the same id (safe retries)."""
+    items, batch = intake(body, store.settings, store.schema)
     results = store.add(items, batch, kind="api") or []
     created = sum(r.created for r in results)
-    return {"ids": [r.id for r in results], "created": created, "unchanged": len(results) - created,
-            "batch": batch}
+    return AnnotationsPosted(ids=[r.id for r in results], created=created, unchanged=len(results) - created,
+                             batch=batch)
 
 
-@router.get("/annotations", summary="List annotations (latest per statement, or the full history)")
-def list_annotations(
-    request: Request,
+@router.get("/annotations", response_model=AnnotationPage, responses=responses(422),
+            summary="List annotations (latest per statement, or the full history)")
+async def list_annotations(
+    store: StoreDep,
     view: Literal["latest", "history"] = "latest",
     batch: str | None = None,
-    label: str | None = Query(None, description="a label name, or 'none'"),
+    label: Annotated[str | None, Query(description="a label name, or 'none'")] = None,
     source: str | None = None,
     annotator: str | None = None,
-    page: int = Query(1, ge=1),
-    page_size: int | None = Query(None, ge=1),
-) -> dict[str, Any]:
-    store = _store(request)
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    page_size: Annotated[int | None, Query(ge=1)] = None,
+) -> AnnotationPage:
     try:
-        return store.list(view=view, batch=batch, label=label, source=source, annotator=annotator,
-                          page=page, page_size=page_size)
+        listed = await run_in_threadpool(
+            store.list, view=view, batch=batch, label=label, source=source, annotator=annotator,
+            page=page, page_size=page_size,
+        )
     except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+        raise ApiError(422, str(exc), [{"field": "label", "message": str(exc)}]) from None
+    return AnnotationPage.model_validate(listed)
 
 
-@router.get("/annotations/stats", summary="Per-label and per-batch counts, conflicts between annotators")
-def annotation_stats(request: Request) -> dict[str, Any]:
-    return _store(request).stats()
+@router.get("/annotations/stats", response_model=AnnotationStats,
+            summary="Per-label and per-batch counts, conflicts between annotators")
+async def annotation_stats(store: StoreDep) -> AnnotationStats:
+    return AnnotationStats.model_validate(await run_in_threadpool(store.stats))

@@ -3,92 +3,98 @@ Thin: logic lives in service.jobs and service.promotion."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, status
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, status
+from starlette.concurrency import run_in_threadpool
 
 from service.auth import require_token
+from service.errors import ApiError, responses
 from service.jobs import ConfigNotFound, JobConflict, JobManager, JobNotFound
-from service.promotion import ModelAdmin, PromotionError
+from service.limits import ApiRoute
+from service.promotion import ModelAdmin, PromotionError, UnknownVersion
+from service.schemas_admin import JobOut, Registry, RetrainIn, RollbackIn, Switched
 
-router = APIRouter(prefix="/v1", tags=["models"])
+router = APIRouter(prefix="/v1", tags=["models"], route_class=ApiRoute)
 JOBS_LISTED = 50
+MAX_JOBS_LISTED = 1000
+JOB_ID_MAX = 32  # the jobs table's id column
 
 
-class RetrainIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    config: str | None = Field(None, description="configs/<name>.yaml to layer on the service's config, e.g. 'fast'")
-
-
-class RollbackIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    version: str | None = Field(None, description="any earlier version; default: the previous one")
-
-
-def _jobs(request: Request) -> JobManager:
+async def _jobs(request: Request) -> JobManager:
     return request.app.state.jobs
 
 
-def _models(request: Request) -> ModelAdmin:
+async def _models(request: Request) -> ModelAdmin:
     return request.app.state.models
 
 
+JobsDep = Annotated[JobManager, Depends(_jobs)]
+ModelsDep = Annotated[ModelAdmin, Depends(_models)]
+JobId = Annotated[str, Path(max_length=JOB_ID_MAX)]
+
+
 @router.post("/retrain", status_code=status.HTTP_202_ACCEPTED, dependencies=[Depends(require_token)],
+             response_model=JobOut, responses=responses(400, 401, 403, 409, 422, 503),
              summary="Start a retraining job (one at a time)")
-def retrain(request: Request, body: RetrainIn | None = Body(None)) -> dict[str, Any]:
+def retrain(jobs: JobsDep, body: Annotated[RetrainIn | None, Body()] = None) -> JobOut:
+    """409 with `active_job` while another job is active."""
     try:
-        return _jobs(request).start(body.config if body else None)
+        return JobOut.model_validate(jobs.start(body.config if body else None))
     except JobConflict as exc:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, detail={"message": str(exc), "active_job": exc.active_id}
-        ) from None
+        raise ApiError(409, str(exc), active_job=exc.active_id) from None
     except ConfigNotFound as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+        raise ApiError(422, str(exc), [{"field": "config", "message": str(exc)}]) from None
 
 
-@router.get("/jobs", summary="Recent jobs, newest first")
-def list_jobs(request: Request, limit: int = Query(JOBS_LISTED, ge=1, le=1000)) -> list[dict[str, Any]]:
-    return _jobs(request).list(limit)
+@router.get("/jobs", response_model=list[JobOut], responses=responses(422), summary="Recent jobs, newest first")
+async def list_jobs(
+    jobs: JobsDep, limit: Annotated[int, Query(ge=1, le=MAX_JOBS_LISTED)] = JOBS_LISTED
+) -> list[JobOut]:
+    return [JobOut.model_validate(j) for j in await run_in_threadpool(jobs.list, limit)]
 
 
-@router.get("/jobs/{job_id}", summary="State, progress, log tail, metrics and gate decision of a job")
-def get_job(request: Request, job_id: str) -> dict[str, Any]:
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=responses(404, 422),
+            summary="State, progress, log tail, metrics and gate decision of a job")
+async def get_job(jobs: JobsDep, job_id: JobId) -> JobOut:
     try:
-        return _jobs(request).get(job_id)
+        return JobOut.model_validate(await run_in_threadpool(jobs.get, job_id))
     except JobNotFound:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no job {job_id!r}") from None
+        raise ApiError(404, f"no job {job_id!r}") from None
 
 
-@router.post("/jobs/{job_id}/cancel", dependencies=[Depends(require_token)], summary="Stop a running job")
-def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
+@router.post("/jobs/{job_id}/cancel", dependencies=[Depends(require_token)], response_model=JobOut,
+             responses=responses(401, 403, 404, 422, 503), summary="Stop a running job")
+def cancel_job(jobs: JobsDep, job_id: JobId) -> JobOut:
     try:
-        return _jobs(request).cancel(job_id)
+        return JobOut.model_validate(jobs.cancel(job_id))
     except JobNotFound:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no job {job_id!r}") from None
+        raise ApiError(404, f"no job {job_id!r}") from None
 
 
-@router.get("/models", summary="The registry: versions, data, metrics, status, current")
-def list_models(request: Request) -> dict[str, Any]:
-    return _models(request).list()
+@router.get("/models", response_model=Registry, summary="The registry: versions, data, metrics, status, current")
+async def list_models(models: ModelsDep) -> Registry:
+    return Registry.model_validate(await run_in_threadpool(models.list))
 
 
-@router.post("/models/rollback", dependencies=[Depends(require_token)],
+@router.post("/models/rollback", dependencies=[Depends(require_token)], response_model=Switched,
+             responses=responses(400, 401, 403, 404, 409, 422, 503),
              summary="Serve the previous (or a named earlier) version; hot swap")
-def rollback(request: Request, body: RollbackIn | None = Body(None)) -> dict[str, Any]:
+def rollback(models: ModelsDep, body: Annotated[RollbackIn | None, Body()] = None) -> Switched:
     try:
-        return _models(request).rollback(body.version if body else None)
+        return Switched.model_validate(models.rollback(body.version if body else None))
+    except UnknownVersion as exc:
+        raise ApiError(404, str(exc)) from None
     except PromotionError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+        raise ApiError(409, str(exc)) from None
 
 
-@router.post("/models/{version}/promote", dependencies=[Depends(require_token)],
-             summary="Make a version current; hot swap")
-def promote(request: Request, version: str) -> dict[str, Any]:
-    models = _models(request)
-    if version not in models.registry.versions():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown model version {version!r}")
+@router.post("/models/{version}/promote", dependencies=[Depends(require_token)], response_model=Switched,
+             responses=responses(401, 403, 404, 409, 422, 503), summary="Make a version current; hot swap")
+def promote(models: ModelsDep, version: str) -> Switched:
     try:
-        return models.promote(version, "manual promotion via API")
+        return Switched.model_validate(models.promote(version, "manual promotion via API"))
+    except UnknownVersion as exc:
+        raise ApiError(404, str(exc)) from None
     except PromotionError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+        raise ApiError(409, str(exc)) from None

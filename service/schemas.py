@@ -23,6 +23,15 @@ class ClassifyRequest(BaseModel):
     text: str | None = Field(None, description="one statement or a longer text (segmented)")
     texts: list[str] | None = Field(None, description="several texts, scored independently")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in ("text", "texts"):
+                if name in data and data[name] is None:
+                    raise ValueError(f"'{name}' must not be null; leave it out instead")
+        return data
+
     @model_validator(mode="after")
     def _one_of(self) -> "ClassifyRequest":
         if (self.text is None) == (self.texts is None):
@@ -53,6 +62,14 @@ class ClassifyResponse(BaseModel):
     results: list[TextResult]
 
 
+class Fallback(BaseModel):
+    """Set when the registry's current bundle could not be loaded at start."""
+
+    requested: str | None = Field(description="the version models/CURRENT names")
+    reason: str = Field(description="why it could not be served")
+    serving: str = Field(description="the newest version that verified, served instead")
+
+
 class ModelInfo(BaseModel):
     version: str
     labels: list[str]
@@ -65,18 +82,10 @@ class ModelInfo(BaseModel):
     max_length: int
     created: str | None = None
     serving: dict[str, Any] = Field(description="micro-batching counters since start")
+    fallback: Fallback | None = Field(None, description="set when CURRENT was broken at start")
 
 
 class Health(BaseModel):
     status: str
     model_version: str | None = None
-
-
-class ErrorItem(BaseModel):
-    field: str
-    message: str
-
-
-class ErrorBody(BaseModel):
-    error: str
-    detail: list[ErrorItem] | None = None
+    detail: str | None = Field(None, description="e.g. which bundle is served instead of a broken CURRENT, and why")

@@ -10,6 +10,13 @@ Two entry points share the bundle's `predict_proba` + `decide`:
   model call (up to `microbatch_max_size` statements, or after `microbatch_max_wait_ms`),
   run in one dedicated inference thread so the event loop never blocks; `swap()` replaces
   the bundle atomically (requests already queued finish on the bundle they started with).
+
+Fairness and isolation: a large request enters the queue one chunk (`max_call_size`
+statements) at a time, its next chunk only after the previous one is scored, so small
+requests arriving meanwhile are scored between its chunks instead of after all of them;
+a request whose client has gone (its future cancelled, or `cancelled()` true) stops
+submitting and its queued chunk is skipped. If a merged batch fails, its requests are
+retried one by one, so only the request that caused the failure sees it.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,6 +123,13 @@ class ScoringMetrics:
 
 class NotReady(RuntimeError):
     """No model is being served yet (the service answers 503)."""
+
+
+class Abandoned(RuntimeError):
+    """The client went away; the rest of its request was not scored."""
+
+
+Cancelled = Callable[[], Awaitable[bool]]
 
 
 @dataclass
@@ -215,31 +229,33 @@ class Scorer:
             old, self._bundle = self._bundle, bundle
             if self.metrics:
                 self.metrics.set_model(bundle)
-        settle_heap()
         log.info("serving model %s (was %s)", bundle.version, old.version if old else None)
+        del old  # not held while the heap is settled: a frozen retired bundle is never freed
+        settle_heap()
 
     # -- scoring
 
     async def score(self, texts: Sequence[str]) -> list[Prediction]:
         return (await self.score_versioned(texts))[0]
 
-    async def score_versioned(self, texts: Sequence[str]) -> tuple[list[Prediction], str]:
-        """Predictions for `texts` (in order) and the version that produced all of them."""
+    async def score_versioned(
+        self, texts: Sequence[str], cancelled: Cancelled | None = None
+    ) -> tuple[list[Prediction], str]:
+        """Predictions for `texts` (in order) and the version that produced all of them.
+        Chunks of `max_call` go to the queue one after the other (fair to other requests);
+        `cancelled` is asked between chunks, and Abandoned raised when it says yes."""
         bundle = self._bundle  # pinned: the whole request is scored by one bundle
         if bundle is None or not self._thread.is_alive():
             raise NotReady("the model is not loaded yet")
-        if not texts:
-            return [], bundle.version
         loop = asyncio.get_running_loop()
-        futures = []
+        preds: list[Prediction] = []
         for start in range(0, len(texts), self.max_call):
+            if start and cancelled is not None and await cancelled():
+                raise Abandoned(f"client gone after {start} of {len(texts)} statements")
             future: asyncio.Future[list[Prediction]] = loop.create_future()
             self._queue.put(_Job(bundle, list(texts[start : start + self.max_call]), future, loop))
-            futures.append(future)
-        if len(futures) == 1:
-            return await futures[0], bundle.version
-        parts = await asyncio.gather(*futures)
-        return [p for part in parts for p in part], bundle.version
+            preds.extend(await future)  # a cancelled await cancels the future: its job is skipped
+        return preds, bundle.version
 
     # -- the inference thread
 
@@ -256,6 +272,8 @@ class Scorer:
                 break
             if job is self._STOP:
                 return batch, None, True
+            if job.future.done():  # abandoned while queued
+                continue
             if job.bundle is not first.bundle or size + len(job.texts) > self.max_batch:
                 return batch, job, False
             batch.append(job)
@@ -269,12 +287,25 @@ class Scorer:
             job = held if held is not None else self._queue.get()
             if job is self._STOP:
                 break
+            held = None
+            if job.future.done():  # abandoned while queued: nobody waits for it
+                continue
             batch, held, stop = self._collect(job)
             self._infer(batch)
         if held is not None:
             self._infer([held])
 
     def _infer(self, batch: list[_Job]) -> None:
+        """One model call for the batch; if it fails, each request again on its own, so
+        one bad request (a text the tokenizer rejects) fails alone."""
+        error = self._call(batch)
+        if error is not None and len(batch) > 1:
+            log.warning("a batch of %d requests failed (%s); retrying them one by one", len(batch), error)
+            for job in batch:
+                self._call([job])
+
+    def _call(self, batch: list[_Job]) -> BaseException | None:
+        """Score a batch and hand each request its predictions (or the error)."""
         bundle = batch[0].bundle
         texts = [t for job in batch for t in job.texts]
         started = time.perf_counter()
@@ -282,8 +313,11 @@ class Scorer:
             preds = bundle.predict(texts)
             error: BaseException | None = None
         except Exception as exc:  # reported to the waiting requests, the thread lives on
-            log.exception("inference failed on a batch of %d", len(texts))
             preds, error = [], exc
+            if len(batch) == 1:
+                log.exception("inference failed on a request of %d statements", len(texts))
+            else:
+                return exc  # the caller retries the requests one by one
         elapsed = time.perf_counter() - started
         self.stats.batches += 1
         self.stats.statements += len(texts)
@@ -300,6 +334,7 @@ class Scorer:
                 job.loop.call_soon_threadsafe(_resolve, job.future, part, error)
             except RuntimeError:  # that request's event loop has closed (shutdown)
                 pass
+        return error
 
 
 def settle_heap() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -34,6 +35,18 @@ def _settings(config: Path | None) -> Settings:
     return settings
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """Connection limits from settings: idle keep-alive connections and connections that
+    never finish their headers are closed (service.keep_alive_s, service.header_timeout_s)."""
+    from service.http_protocol import with_header_timeout
+
+    return {
+        "http": with_header_timeout(settings.service.header_timeout_s),
+        "timeout_keep_alive": settings.service.keep_alive_s,
+        "access_log": False,  # per-request lines cost throughput; /metrics has the counts
+    }
+
+
 def serve(
     host: str | None = typer.Option(None, help="bind address (default: service.host)"),
     port: int | None = typer.Option(None, help="port (default: service.port)"),
@@ -61,16 +74,17 @@ def serve(
 
         version = train_default(settings)
         typer.echo(f"trained and promoted model {version}", err=True)
-    try:
-        registry.resolve(model)
-    except BundleError as exc:
-        _fail(str(exc))
+    if model is not None:  # a named version must exist; a broken CURRENT falls back at start
+        try:
+            registry.resolve(model)
+        except BundleError as exc:
+            _fail(str(exc))
     uvicorn.run(
         create_app(settings, model),
         host=host or settings.service.host,
         port=port or settings.service.port,
         log_level=log_level,
-        access_log=False,  # per-request lines cost throughput; /metrics has the counts
+        **uvicorn_options(settings),
     )
 
 

@@ -27,14 +27,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, create_engine, event, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.settings import Settings
 from service.store_models import AnnotationRow, Base, Batch, BatchFile, Statement
 from training.annotation_formats import read_annotation_file
-from training.annotations import Annotation, AnnotationError, Problem, annotation_files, write_jsonl
+from training.annotations import (
+    Annotation,
+    AnnotationError,
+    Problem,
+    annotation_files,
+    statement_identity,
+    write_jsonl,
+)
 
 _Row = TypeVar("_Row", Statement, Batch)
 
@@ -42,8 +49,8 @@ API_BATCH_PREFIX = "api-"
 
 
 def statement_key(text: str) -> str:
-    """Identity of a statement: case-folded, whitespace-normalised text (as in `merge`)."""
-    return hashlib.sha256(" ".join(text.split()).casefold().encode("utf-8")).hexdigest()
+    """Identity of a statement (`training.annotations.statement_identity`, as in `merge`)."""
+    return hashlib.sha256(statement_identity(text).encode("utf-8")).hexdigest()
 
 
 def default_api_batch(now: datetime | None = None) -> str:
@@ -209,6 +216,22 @@ class AnnotationStore:
                                 format=file.format, n_records=file.n_records))
         return [r for r in results if r is not None]
 
+    def rekey(self) -> int:
+        """Re-key statements stored under an older identity rule (case-folded keys before
+        NFC + lower-casing), so re-posting such a statement finds its row. Idempotent;
+        runs at start-up. A key already taken by another row is left alone."""
+        changed = 0
+        with self.db.write() as s:
+            rows = s.execute(select(Statement.id, Statement.key, Statement.text)).all()
+            taken = {key for _, key, _ in rows}
+            for row_id, key, text in rows:
+                new = statement_key(text)
+                if new != key and new not in taken:
+                    s.execute(update(Statement).where(Statement.id == row_id).values(key=new))
+                    taken.add(new)
+                    changed += 1
+        return changed
+
     def _add_one(self, s: Session, b: Batch, key: str, item: NewAnnotation) -> AddResult:
         ann = item.annotation
         st = self._statement(s, key, ann.text)
@@ -355,7 +378,7 @@ class AnnotationStore:
             q = q.where(AnnotationRow.source == source)
         if annotator:
             q = q.where(AnnotationRow.annotator == annotator)
-        if label:
+        if label is not None:  # "" is not a label either: refused, not ignored
             if label == "none":
                 q = q.where(AnnotationRow.labels == "[]")
             elif label in self.schema:

@@ -3,8 +3,9 @@
 - `batches`: a named delivery of annotations (a seed file, an import, a day of API posts).
 - `batch_files`: the content hash of every file imported into a batch, so re-importing the
   same file is a no-op (idempotency by batch name + content).
-- `statements`: one row per distinct statement (key = sha256 of the case-folded,
-  whitespace-normalised text, the same identity `training.annotations.merge` uses);
+- `statements`: one row per distinct statement (key = sha256 of the NFC-normalised,
+  whitespace-collapsed, lower-cased text: `training.annotations.statement_identity`, the
+  identity `merge` uses);
   `latest_id` points at the annotation that wins for training.
 - `annotations`: append-only history; re-annotating a statement adds a row.
 - `jobs`: retraining jobs; `active` is 1 while queued/running and NULL otherwise, and is

@@ -39,6 +39,7 @@ def service_settings(tiny_registry: Path, tmp_path_factory: pytest.TempPathFacto
             "max_feed_bytes": 200_000,
             "microbatch_max_size": 16,
             "microbatch_max_wait_ms": 20,
+            "max_statements": 50,
         },
     )
 

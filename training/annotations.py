@@ -8,6 +8,7 @@ merged and counted; the same text with different labels is a conflict, an error.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,14 @@ class LoadReport:
 
 def normalise_text(text: str) -> str:
     return " ".join(text.split())
+
+
+def statement_identity(text: str) -> str:
+    """When two texts are the same statement: equal after NFC normalisation, whitespace
+    collapsed, and `str.lower()`. Not `casefold()`, which folds "Straße" into "strasse" and
+    so merges distinct words (and their labels); NFC makes a composed and a decomposed
+    "é" one statement. docs/RETRAINING.md states the rule."""
+    return " ".join(unicodedata.normalize("NFC", text).split()).lower()
 
 
 def validate_record(record: Any, schema: Sequence[str]) -> Annotation:
@@ -111,7 +120,7 @@ def merge(items: Iterable[tuple[str, Annotation]]) -> tuple[list[Annotation], in
     duplicates = 0
     problems: list[Problem] = []
     for where, ann in items:
-        key = ann.text.casefold()
+        key = statement_identity(ann.text)
         if key in seen:
             first_where, first = seen[key]
             if first.labels != ann.labels:

@@ -109,11 +109,13 @@ def make_app(settings: Any) -> Any:
     from fastapi import FastAPI
 
     from service import admin
+    from service.limits import install_error_handling
 
     app = FastAPI()
     app.state.settings = settings
     app.state.scorer = FakeScorer()
     admin.install(app, settings)
+    install_error_handling(app, settings.service, feed_paths=[])
     return app
 
 

@@ -73,8 +73,10 @@ def test_post_annotations_validates_all_or_nothing(client):
     ]}
     r = client.post("/v1/annotations", json=bad, headers=AUTH)
     assert r.status_code == 422
-    problems = r.json()["detail"]["problems"]
+    assert r.json()["error"] == "invalid_request"
+    problems = r.json()["problems"]
     assert [p["record"] for p in problems] == [2, 3, 4]
+    assert [p["field"] for p in problems] == ["text", "labels", "source"]
     assert "text" in problems[0]["message"] and "fast-track" in problems[1]["message"]
     assert "source" in problems[2]["message"]
     assert client.get("/v1/annotations", params={"source": "d1"}).json()["total"] == 0

@@ -143,14 +143,14 @@ def test_feed_endpoint_formats(client, name: str, ctype: str | None) -> None:
 def test_feed_endpoint_malformed_is_400(client) -> None:
     r = client.post("/v1/feeds/score", content=(DATA / "feed_bad.jsonl").read_bytes(),
                     headers={"content-type": "application/x-ndjson"})
-    assert r.status_code == 400 and "line 2" in r.json()["error"]
+    assert r.status_code == 400 and "line 2" in r.json()["detail"]
     r = client.post("/v1/feeds/score", content=(DATA / "feed_bad.xml").read_bytes(),
                     headers={"content-type": "application/rss+xml"})
-    assert r.status_code == 400 and "line 6" in r.json()["error"]
+    assert r.status_code == 400 and "line 6" in r.json()["detail"]
     r = client.post("/v1/feeds/score", content=b"caf\xe9 au lait", headers={"content-type": "text/plain"})
-    assert r.status_code == 400 and "UTF-8" in r.json()["error"]
+    assert r.status_code == 400 and "UTF-8" in r.json()["detail"]
     r = client.post("/v1/feeds/score?format=yaml", content=b"x")
-    assert r.status_code == 400 and "unknown format" in r.json()["error"]
+    assert r.status_code == 400 and "unknown format" in r.json()["detail"]
     assert client.get("/healthz").status_code == 200
 
 
@@ -163,7 +163,7 @@ def test_feed_size_limits(client, service_settings) -> None:
     assert r.status_code == 200 and len(_ndjson(r.text)) == big.count("\n")
     huge = line * (limits.max_feed_bytes // len(line) + 10)
     r = client.post("/v1/feeds/score", content=huge, headers={"content-type": "application/x-ndjson"})
-    assert r.status_code == 413 and str(limits.max_feed_bytes) in r.json()["error"]
+    assert r.status_code == 413 and str(limits.max_feed_bytes) in r.json()["detail"]
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: the streamed size is counted
         for _ in range(limits.max_feed_bytes // 10_000 + 2):

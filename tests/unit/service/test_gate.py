@@ -13,7 +13,7 @@ from service.settings import load_service_settings
 
 
 def test_point_rule_with_tolerance():
-    from training.settings import GateSettings
+    from service.settings import GateSettings
 
     point = GateSettings(rule="point", tolerance=0.0)
     assert compare(point, 0.50, 0.50)[0]  # not worse -> promote
@@ -24,7 +24,7 @@ def test_point_rule_with_tolerance():
 
 
 def test_paired_rule_rejects_only_what_is_worse_beyond_noise_or_tolerance():
-    from training.settings import GateSettings
+    from service.settings import GateSettings
 
     paired = GateSettings(rule="paired", tolerance=0.01)
     assert compare(paired, 0.495, 0.50, [-0.03, 0.02])[0]  # inside the noise, inside the tolerance

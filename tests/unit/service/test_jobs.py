@@ -104,7 +104,8 @@ def test_one_job_at_a_time_then_kill_and_cancel(settings, monkeypatch):
         job_id = r.json()["id"]
         assert r.json()["config"] == "fast"
         busy = client.post("/v1/retrain", headers=AUTH)
-        assert busy.status_code == 409 and busy.json()["detail"]["active_job"] == job_id
+        assert busy.status_code == 409 and busy.json()["active_job"] == job_id
+        assert busy.json()["error"] == "conflict" and job_id in busy.json()["detail"]
         assert client.post("/v1/retrain", json={"config": "../etc"}, headers=AUTH).status_code in (409, 422)
         jobs = app.state.jobs
         running = _wait_state(jobs, job_id, {"running"})

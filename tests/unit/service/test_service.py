@@ -21,8 +21,8 @@ LONG_TEXT = (
 
 
 def test_health_ready_and_model(client: TestClient) -> None:
-    assert client.get("/healthz").json() == {"status": "ok", "model_version": None}
-    assert client.get("/readyz").json() == {"status": "ready", "model_version": TINY_A}
+    assert client.get("/healthz").json() == {"status": "ok", "model_version": None, "detail": None}
+    assert client.get("/readyz").json() == {"status": "ready", "model_version": TINY_A, "detail": None}
     info = client.get("/v1/model").json()
     bundle = client.app.state.scorer.bundle
     assert info["version"] == TINY_A and info["backend"] == bundle.backend_name == "onnx"
@@ -36,7 +36,7 @@ def test_not_ready_before_lifespan(service_settings) -> None:
     assert c.get("/healthz").status_code == 200
     assert c.get("/readyz").status_code == 503
     r = c.post("/v1/classify", json={"text": "Ukraine should join NATO."})
-    assert r.status_code == 503 and "not loaded" in r.json()["error"]
+    assert r.status_code == 503 and "not loaded" in r.json()["detail"] and r.json()["error"] == "unavailable"
 
 
 def test_classify_single_and_batch_match_bundle(client: TestClient) -> None:
@@ -110,19 +110,20 @@ def test_classify_422_names_field_and_limit(client: TestClient, body, field: str
     r = client.post("/v1/classify", json=body)
     assert r.status_code == 422, r.text
     payload = r.json()
-    assert any(d["field"] == field and words in d["message"] for d in payload["detail"]), payload
-    assert field in payload["error"] and "Traceback" not in r.text
+    assert payload["error"] == "invalid_request"
+    assert any(d["field"] == field and words in d["message"] for d in payload["problems"]), payload
+    assert field in payload["detail"] and "Traceback" not in r.text
 
 
 def test_bad_bodies(client: TestClient, service_settings) -> None:
     r = client.post("/v1/classify", content=b'{"text": "caf\xe9"}', headers={"content-type": "application/json"})
-    assert r.status_code == 400 and "UTF-8" in r.json()["error"]
+    assert r.status_code == 400 and "UTF-8" in r.json()["detail"]
     r = client.post("/v1/classify", content=b'{"text": ', headers={"content-type": "application/json"})
-    assert r.status_code == 422 and "invalid JSON" in r.json()["error"]
+    assert r.status_code == 422 and "invalid JSON" in r.json()["detail"]
     limit = service_settings.service.max_body_bytes
     big = json.dumps({"texts": ["x" * 2000] * (limit // 2000 + 1)})
     r = client.post("/v1/classify", content=big, headers={"content-type": "application/json"})
-    assert r.status_code == 413 and str(limit) in r.json()["error"]
+    assert r.status_code == 413 and str(limit) in r.json()["detail"] and r.json()["error"] == "too_large"
 
     def chunked() -> Iterator[bytes]:  # no Content-Length header: counted while streaming
         yield b'{"texts": ["'
@@ -144,7 +145,8 @@ def test_unexpected_error_is_json_500_and_service_survives(client: TestClient, m
     monkeypatch.setattr(pipeline, "classify", boom)
     r = client.post("/v1/classify", json={"text": "Ukraine and NATO."})
     assert r.status_code == 500
-    assert r.json() == {"error": "internal server error; see the service log"}
+    assert r.json() == {"error": "internal_error", "detail": "internal server error; see the service log",
+                        "problems": []}
     monkeypatch.undo()
     assert client.post("/v1/classify", json={"text": "Ukraine and NATO."}).status_code == 200
 

@@ -29,7 +29,7 @@ def test_threshold_respects_bounds_and_fallback():
 
 
 def test_cross_fitted_thresholds_do_not_use_the_scored_fold():
-    settings = project_settings()
+    settings = project_settings().with_overrides(thresholds={"policy": "tuned"})
     labels = list(settings.labels)
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, size=(40, len(labels)))
