@@ -206,8 +206,8 @@ def model_card(metrics: dict[str, Any], meta: dict[str, Any], root: Path) -> str
         "## Training ideas compared",
         _experiments_table(metrics.get("experiments")),
         "## Training",
-        f"- Config: `training_config.yaml` in this bundle. Seconds: {metrics['timing']['total_s']:.0f} "
-        f"(CV {metrics['timing']['cv_s']:.0f}, final {metrics['timing']['final_s']:.0f}).",
+        f"- Config: `training_config.yaml` in this bundle. Seconds: {metrics['timing']['total_s']:.0f} in all, "
+        f"{metrics['timing']['fits_s']:.0f} for the fine-tunes ({metrics['timing'].get('parallel_fits', 1)} at a time).",
         "- Reproduce: `stance train` (deterministic under `training.seed`).",
         "",
         "## Limitations",

@@ -53,6 +53,18 @@ def cross_fitted(
     return cross_fit(settings.thresholds.policy, targets, probs, fold_of, settings.labels, settings.thresholds)[1]
 
 
+def outcome(
+    annotations: Sequence[Annotation], probs: np.ndarray, fold_of: np.ndarray, settings: Settings, binary: bool = False
+) -> CVOutcome:
+    """Out-of-fold probabilities -> the configured policy's cross-fitted decisions and metrics."""
+    _, targets = texts_and_targets(annotations, settings.labels)
+    preds = cross_fitted(targets, probs, fold_of, settings, binary)
+    metrics = full_metrics(
+        targets, preds, settings.labels, settings.evaluation, groups=[a.source for a in annotations]
+    )
+    return CVOutcome(probs=probs, preds=preds, fold_of=fold_of, metrics=metrics)
+
+
 def run_cv(
     annotations: Sequence[Annotation],
     fit_predict: FitPredict,
@@ -64,8 +76,4 @@ def run_cv(
     texts, targets = texts_and_targets(annotations, settings.labels)
     folds = folds or grouped_folds(annotations, settings.training.n_folds, settings.training.seed, settings.labels)
     probs, fold_of = out_of_fold(texts, targets, folds, fit_predict, desc)
-    preds = cross_fitted(targets, probs, fold_of, settings, binary)
-    metrics = full_metrics(
-        targets, preds, settings.labels, settings.evaluation, groups=[a.source for a in annotations]
-    )
-    return CVOutcome(probs=probs, preds=preds, fold_of=fold_of, metrics=metrics)
+    return outcome(annotations, probs, fold_of, settings, binary)

@@ -76,7 +76,8 @@ class TrainingSettings(Section):
     rdrop_alpha: float = Field(0.0, ge=0)  # R-drop: weight of the symmetric KL between two dropout passes
     layer_lr_decay: float = Field(1.0, gt=0, le=1)  # learning rate x decay**depth-from-top per encoder layer
     average_last_epochs: int = Field(0, ge=0)  # ship the mean of the weights at the end of the last K epochs
-    threads: int = Field(2, ge=1)
+    threads: int = Field(1, ge=1)  # per fine-tune (1 beats 2 on MiniLM's small matrices: training/parallel_fit.py)
+    parallel_fits: int = Field(2, ge=1)  # fine-tunes of one run (CV folds, final model) side by side in processes
     holdout_fraction: float = Field(0.15, ge=0, lt=1)
     holdout_salt: str = "gate-v1"
 

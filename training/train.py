@@ -31,13 +31,14 @@ from training.annotations import Annotation, annotation_files, load_annotations
 from training.baselines import KeywordRules, TfidfBaseline
 from training.bundle import ONNX_FILE, OnnxBackend, read_meta, read_metrics, save_bundle, sigmoid
 from training.card import model_card, pr_plots, reliability_plots
-from training.crossval import CVOutcome, run_cv
+from training.crossval import CVOutcome, outcome, run_cv
 from training.data import grouped_folds, split_holdout, texts_and_targets
 from training.experiments import article_sources, policy_table, save_oof
-from training.finetune import fit_recipe, predict_proba
+from training.finetune import predict_proba
+from training.parallel_fit import FINAL, FitJob, run_fits
 from training.metrics import false_stance_rate, full_metrics, paired_bootstrap_delta, point_metrics
 from training.policy import Decision, cross_fit, expected_calibration_error, fit_policy, reliability
-from training.progress import FINISH_STEPS_PER_1K, Plan, StepCallback, fit_steps
+from training.progress import FINISH_STEPS_PER_1K, Plan, fit_steps
 from training.registry import Registry
 from training.settings import Settings
 
@@ -60,18 +61,6 @@ def _log(message: str) -> None:
     tqdm.write(message, file=sys.stderr)
 
 
-def transformer_fit_predict(settings: Settings, plan: Plan | None = None):
-    def fit_predict(tr: list[str], y: np.ndarray, va: list[str], fold: int) -> np.ndarray:
-        callbacks = []
-        if plan is not None:
-            plan.start(_fold_phase(fold, settings.training.n_folds))
-            callbacks.append(StepCallback(plan))
-        model, tok = fit_recipe(tr, y, settings, seed=settings.training.seed + fold, callbacks=callbacks)
-        return predict_proba(model, tok, va, settings.base_model.max_length)
-
-    return fit_predict
-
-
 def baseline_fit_predict(make):
     def fit_predict(tr: list[str], y: np.ndarray, va: list[str], fold: int) -> np.ndarray:
         return make().fit(tr, y).predict_proba(va)
@@ -79,18 +68,17 @@ def baseline_fit_predict(make):
     return fit_predict
 
 
-def _fold_phase(k: int, n: int) -> str:
-    return f"cross-validation fold {k + 1} of {n}"
-
-
 def make_plan(settings: Settings, n_train: int, cross_validate: bool) -> Plan:
     cfg = settings.training
     fits = 2 if cfg.distill_layers else 1
+    final = fit_steps(n_train, cfg.batch_size, cfg.epochs) * fits
     phases = []
     if cross_validate:
         per_fold = fit_steps(round(n_train * (cfg.n_folds - 1) / cfg.n_folds), cfg.batch_size, cfg.epochs) * fits
-        phases += [(_fold_phase(k, cfg.n_folds), per_fold) for k in range(cfg.n_folds)]
-    phases.append(("final model", fit_steps(n_train, cfg.batch_size, cfg.epochs) * fits))
+        phases.append((f"{cfg.n_folds} cross-validation folds and the final model ({cfg.parallel_fits} at a time)",
+                       per_fold * cfg.n_folds + final))
+    else:
+        phases.append(("final model", final))
     phases.append(("export and checks", max(1, n_train * FINISH_STEPS_PER_1K // 1000)))
     return Plan(phases)
 
@@ -228,10 +216,26 @@ def train_bundle(
     cv: dict[str, Any]
     cv_tf: CVOutcome | None = None
     lr_decision: Decision | None = None
+    folds = grouped_folds(train, cfg.n_folds, cfg.seed, labels) if cross_validate else []
+    jobs = [
+        FitJob(k, [texts[i] for i in f.train], targets[f.train], [texts[i] for i in f.valid], cfg.seed + k)
+        for k, f in enumerate(folds)
+    ] + [FitJob(FINAL, texts, targets, None, cfg.seed)]
     if cross_validate:
-        folds = grouped_folds(train, cfg.n_folds, cfg.seed, labels)
-        _log(f"grouped {cfg.n_folds}-fold CV on {len(train)} statements ({len({a.source for a in train})} documents)")
-        cv_tf = run_cv(train, transformer_fit_predict(settings, plan), settings, "CV transformer", folds=folds)
+        _log(f"grouped {cfg.n_folds}-fold CV on {len(train)} statements ({len({a.source for a in train})} documents) "
+             f"and the final model, {cfg.parallel_fits} fine-tunes at a time")
+    else:
+        _log(f"final model on all {len(train)} training statements")
+    plan.start(plan.phases[0][0])
+    fitted = run_fits(settings, jobs, plan, cfg.parallel_fits)
+    model, tokenizer = fitted[FINAL]
+    t_fits = time.perf_counter()
+    if cross_validate:
+        probs = np.zeros(targets.shape, dtype=np.float32)
+        fold_of = np.zeros(len(train), dtype=int)
+        for k, fold in enumerate(folds):
+            probs[fold.valid], fold_of[fold.valid] = fitted[k], k
+        cv_tf = outcome(train, probs, fold_of, settings)
         cv_lr = run_cv(train, baseline_fit_predict(lambda: TfidfBaseline(cfg.seed)), settings, "CV tfidf", folds=folds)
         cv_kw = run_cv(train, baseline_fit_predict(lambda: KeywordRules(labels)), settings, "CV keywords", binary=True, folds=folds)
         decision = fit_policy(settings.thresholds.policy, targets, cv_tf.probs, labels, settings.thresholds)
@@ -251,11 +255,6 @@ def train_bundle(
         reused_version, decision, cv = reused
         cv = {**cv, "reused_from": reused_version}
         _log(f"quick run: no CV; decision policy and CV figures reused from {reused_version}")
-    t_cv = time.perf_counter()
-
-    _log(f"final model on all {len(train)} training statements")
-    plan.start("final model")
-    model, tokenizer = fit_recipe(texts, targets, settings, callbacks=[StepCallback(plan)])
     t_final = time.perf_counter()
     plan.start("export and checks")
 
@@ -299,7 +298,8 @@ def train_bundle(
             "holdout": holdout,
             "int8": int8,
             "data": _data_summary(annotations, train, held, files),
-            "timing": {"cv_s": t_cv - t0, "final_s": t_final - t_cv, "total_s": t_end - t0},
+            "timing": {"fits_s": t_fits - t0, "baselines_s": t_final - t_fits, "total_s": t_end - t0,
+                       "parallel_fits": cfg.parallel_fits},
             **_reports(settings.root),
         }
         meta = {
