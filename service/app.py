@@ -17,6 +17,7 @@ from prometheus_fastapi_instrumentator import Instrumentator, metrics
 from starlette.concurrency import run_in_threadpool
 
 from service import admin
+from service.monitor import wiring as monitor
 from service.limits import install_error_handling
 from service.routes import FEEDS_PATH, router
 from service.scoring import Scorer, ScoringMetrics
@@ -84,4 +85,5 @@ def create_app(settings: Settings | None = None, model_version: str | None = Non
     instrumentator.add(metrics.requests(registry=registry), metrics.latency(registry=registry))
     instrumentator.instrument(app).expose(app, include_in_schema=True, tags=["health"])
     admin.install(app, settings)
+    monitor.install(app, settings)
     return app
