@@ -5,11 +5,13 @@ halves, so training never imports the service."""
 from __future__ import annotations
 
 from service import annotations_cli, serve_cli
+from service.monitor import cli as monitor_cli
 from training import cli as training_cli
 
 app = training_cli.build_app()
 serve_cli.register(app)
 annotations_cli.register(app)
+monitor_cli.register(app)
 
 if __name__ == "__main__":
     app()
