@@ -138,14 +138,15 @@ class FeedServer:
 
 
 def big_rss(n: int) -> bytes:
-    """An RSS document of `n` one-sentence items, one per day back from 2024-06-30."""
+    """An RSS document of `n` one-sentence items without titles, one per hour back from
+    2024-06-30 12:00 UTC."""
     items = []
     for i in range(n):
         day = email.utils.format_datetime(
             datetime(2024, 6, 30, 12, tzinfo=timezone.utc)
             - timedelta(hours=i)
         )
-        items.append(f"<item><title>Item {i}</title><guid>big-{i}</guid><link>https://big.example/{i}</link>"
+        items.append(f"<item><guid>big-{i}</guid><link>https://big.example/{i}</link>"
                      f"<pubDate>{day}</pubDate><description>Statement number {i} was made today.</description></item>")
     return ('<?xml version="1.0"?><rss version="2.0"><channel><title>Big</title><link>https://big.example/</link>'
             f"<description>10k</description>{''.join(items)}</channel></rss>").encode()
