@@ -42,7 +42,6 @@ from training.annotations import annotation_files, load_annotations  # noqa: E40
 from training.data import grouped_folds, texts_and_targets  # noqa: E402
 from training.settings import load_settings  # noqa: E402
 
-
 # ------------------------------------------------------------------ learners
 
 

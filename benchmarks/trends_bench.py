@@ -17,7 +17,6 @@ outlet-days is checked against `rebuild_daily` (the ingest path).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import platform
 import statistics
@@ -31,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import delete, func, insert, select, text  # noqa: E402
+from sqlalchemy import func, insert, select, text  # noqa: E402
 
 from service.monitor import trends  # noqa: E402
 from service.monitor.ingest import month_start, rebuild_daily, week_start  # noqa: E402

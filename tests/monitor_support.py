@@ -4,12 +4,12 @@ keyword model, and settings for a throw-away database."""
 from __future__ import annotations
 
 import email.utils
-from datetime import datetime, timedelta, timezone
 import hashlib
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 

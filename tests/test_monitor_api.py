@@ -15,8 +15,8 @@ from datetime import date, timedelta
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-
 from monitor_support import AUTH, TOKEN, FeedServer, KeywordModel, keyword_labels
+
 from service.monitor.poller import PollContext, poll_feed
 from service.monitor.trends import wilson
 from training.labels import LABELS

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from monitor_support import FeedServer
+from tiny import write_config
 from typer.testing import CliRunner
 
-from monitor_support import FeedServer
 from service.cli import app
-from tiny import write_config
 
 
 @pytest.fixture

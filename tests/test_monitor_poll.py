@@ -9,9 +9,9 @@ from datetime import datetime, timezone
 
 import httpx
 import pytest
+from monitor_support import FeedServer, KeywordModel, Route, big_rss
 from sqlalchemy import func, select
 
-from monitor_support import KeywordModel, FeedServer, Route, big_rss
 from service.monitor.ingest import aware
 from service.monitor.poller import ERROR, NOT_MODIFIED, OK, PollContext, poll_feed
 from service.monitor.subscriptions import Feeds

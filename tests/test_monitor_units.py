@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import numpy as np
 import pytest
+from monitor_support import FeedServer, KeywordModel
 from sqlalchemy import func, select
 
-from monitor_support import FeedServer, KeywordModel
+from service.feeds import Article as FeedItem
 from service.monitor.fetch import next_poll
 from service.monitor.ingest import content_hash, item_guid, margin, parse_published
 from service.monitor.poller import Poller, acquire_lease, release_lease
@@ -20,7 +21,6 @@ from service.monitor.subscriptions import Feeds
 from service.monitor.tables import Article, Poll
 from service.monitor.trends import wilson
 from service.monitor.wiring import ensure_tables
-from service.feeds import Article as FeedItem
 from service.store import Database
 from training.settings import load_settings
 

@@ -19,7 +19,9 @@ import numpy as np
 class Embedder:
     """Loads the encoder of `model_dir` once (torch, fp32) and embeds batches of texts."""
 
-    def __init__(self, model_dir: Path, max_length: int = 128, batch_size: int = 32, threads: int | None = None) -> None:
+    def __init__(
+        self, model_dir: Path, max_length: int = 128, batch_size: int = 32, threads: int | None = None
+    ) -> None:
         import torch
         from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 

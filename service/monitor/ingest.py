@@ -300,6 +300,11 @@ def rebuild_daily(s: Session, pairs: set[tuple[str, date]], schema: Sequence[str
 # ------------------------------------------------------------------ one chunk
 
 
+def _marks(art: NewArticle) -> set[str]:
+    """The identities an article is deduplicated by (hash always; guid, URL when given)."""
+    return {f"h:{art.hash}"} | ({f"g:{art.guid}"} if art.guid else set()) | ({f"u:{art.url}"} if art.url else set())
+
+
 async def ingest_chunk(
     db: Database,
     model: ModelPort,
@@ -326,7 +331,7 @@ async def ingest_chunk(
         except Exception as exc:  # noqa: BLE001 - one bad item never stops the rest
             _fail(out, number, f"could not segment: {exc}", max_errors)
             continue
-        marks = {f"h:{art.hash}"} | ({f"g:{art.guid}"} if art.guid else set()) | ({f"u:{art.url}"} if art.url else set())
+        marks = _marks(art)
         if marks & seen_in_poll:
             out.seen += 1
             continue

@@ -26,6 +26,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from service.feeds import (
     Article as FeedItem,
+)
+from service.feeds import (
     FeedError,
     detect_format,
     iter_text,

@@ -12,17 +12,26 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from fastapi.responses import PlainTextResponse
 
 from service.auth import require_token
-from service.monitor import articles as articles_repo, trends
+from service.monitor import articles as articles_repo
+from service.monitor import trends
 from service.monitor.poller import PollContext, poll_feed
 from service.monitor.rescore import RescoreConflict
 from service.monitor.review import ReviewInvalid, ReviewNotFound
 from service.monitor.schemas import (
-    ArticleOut, ArticlePage, FeedIn, FeedOut, FeedPatch, JobOut, PollOut, ReviewAnswer, ReviewNext, ReviewResult,
+    ArticleOut,
+    ArticlePage,
+    FeedIn,
+    FeedOut,
+    FeedPatch,
+    JobOut,
+    PollOut,
+    ReviewAnswer,
+    ReviewNext,
+    ReviewResult,
     TrendsOut,
 )
 from service.monitor.subscriptions import FeedConflict, FeedInvalid, FeedNotFound
 from service.monitor.wiring import Monitor
-from service.scoring import NotReady
 
 router = APIRouter(prefix="/v1", tags=["monitoring"])
 Token = [Depends(require_token)]
