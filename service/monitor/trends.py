@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import String, func, select, type_coerce
 
 from service.monitor.tables import ALL, STANCE, DailyCount
 from service.store import Database
@@ -58,7 +58,9 @@ def query(db: Database, q: TrendQuery, schema: Sequence[str], max_rows: int) -> 
     if q.start and q.end and q.start > q.end:
         raise TrendQueryError("'from' is after 'to'")
     labels = list(q.labels) or list(schema)
-    col = {"day": DailyCount.day, "week": DailyCount.week, "month": DailyCount.month}[q.bucket]
+    # The bucket as text: 'YYYY-MM-DD' from SQLite and str(date) from PostgreSQL alike,
+    # without parsing a date per row.
+    col = type_coerce({"day": DailyCount.day, "week": DailyCount.week, "month": DailyCount.month}[q.bucket], String)
     conds = [DailyCount.label.in_([ALL, STANCE, *labels])]
     if q.outlets:
         conds.append(DailyCount.outlet.in_(q.outlets))
@@ -66,32 +68,37 @@ def query(db: Database, q: TrendQuery, schema: Sequence[str], max_rows: int) -> 
         conds.append(DailyCount.day >= q.start)
     if q.end:
         conds.append(DailyCount.day <= q.end)
-    stmt = (select(DailyCount.outlet, col, DailyCount.label, func.sum(DailyCount.statements),
-                   func.sum(DailyCount.articles))
-            .where(*conds).group_by(DailyCount.outlet, col, DailyCount.label)
-            .order_by(DailyCount.outlet, col))
-    versions_stmt = (select(DailyCount.model_version, func.sum(DailyCount.statements))
-                     .where(*conds, DailyCount.label == ALL).group_by(DailyCount.model_version))
+    # One scan: grouped by model version too, summed over versions below.
+    stmt = (select(DailyCount.outlet, col, DailyCount.label, DailyCount.model_version,
+                   func.sum(DailyCount.statements), func.sum(DailyCount.articles))
+            .where(*conds).group_by(DailyCount.outlet, col, DailyCount.label, DailyCount.model_version))
     with db.read() as s:
-        rows = s.execute(stmt.limit(max_rows * (len(labels) + 2) + 1)).all()
-        versions = s.execute(versions_stmt).all()
-    cells: dict[tuple[str, date], dict[str, tuple[int, int]]] = defaultdict(dict)
-    for outlet, bucket, label, n_st, n_art in rows:
-        cells[(outlet, _as_date(bucket))][label] = (int(n_st), int(n_art))
+        rows = s.execute(stmt.limit(max_rows * (len(labels) + 2) * 4 + 1)).all()
+    cells: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(dict)
+    versions: dict[str, int] = defaultdict(int)
+    for outlet, bucket, label, version, n_st, n_art in rows:
+        cell = cells[(outlet, str(bucket)[:10])].setdefault(label, [0, 0])
+        cell[0] += int(n_st)
+        cell[1] += int(n_art)
+        if label == ALL:
+            versions[version] += int(n_st)
     if len(cells) > max_rows:
         raise TrendQueryError(f"more than {max_rows} rows; narrow the outlets or dates, or use a larger bucket")
     out_rows = []
-    for (outlet, bucket), counts in cells.items():
-        statements, articles = counts.get(ALL, (0, 0))
-        stance, stance_articles = counts.get(STANCE, (0, 0))
+    none = (0, 0)
+    for (outlet, bucket), counts in sorted(cells.items()):
+        statements, articles = counts.get(ALL, none)
+        stance, stance_articles = counts.get(STANCE, none)
         per_label = {}
         for lab in labels:
-            k, k_art = counts.get(lab, (0, 0))
-            low, high = wilson(k, stance)
-            per_label[lab] = {"statements": k, "articles": k_art,
-                              "share": round(k / stance, 6) if stance else None,
-                              "low": round(low, 6) if stance else None, "high": round(high, 6) if stance else None}
-        out_rows.append({"outlet": outlet, "bucket_start": bucket.isoformat(), "articles": articles,
+            k, k_art = counts.get(lab, none)
+            if stance:
+                low, high = wilson(k, stance)
+                per_label[lab] = {"statements": k, "articles": k_art, "share": round(k / stance, 6),
+                                  "low": round(low, 6), "high": round(high, 6)}
+            else:
+                per_label[lab] = {"statements": k, "articles": k_art, "share": None, "low": None, "high": None}
+        out_rows.append({"outlet": outlet, "bucket_start": bucket, "articles": articles,
                          "statements": statements, "stance_articles": stance_articles,
                          "stance_statements": stance, "labels": per_label})
     return {
@@ -101,15 +108,9 @@ def query(db: Database, q: TrendQuery, schema: Sequence[str], max_rows: int) -> 
         "labels": labels,
         "interval": "wilson-95",
         "share_of": "stance_statements",
-        "model_versions": [{"version": v, "statements": int(n)} for v, n in sorted(versions, key=lambda r: -r[1])],
+        "model_versions": [{"version": v, "statements": n} for v, n in sorted(versions.items(), key=lambda r: -r[1])],
         "rows": out_rows,
     }
-
-
-def _as_date(value: Any) -> date:
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
 
 
 CSV_COLUMNS = ["outlet", "bucket_start", "articles", "statements", "stance_articles", "stance_statements",
