@@ -16,6 +16,7 @@ the article's URL, so folds stay grouped by article); `skip` records the stateme
 from __future__ import annotations
 
 import json
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -104,18 +105,20 @@ class EmbeddingCache:
     def __init__(self, size: int = 20000) -> None:
         self.size = size
         self._data: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()  # requests run in worker threads
 
     def get(self, version: str, keys: Sequence[str], texts: Sequence[str], embed: Embed) -> np.ndarray:
-        missing = [i for i, k in enumerate(keys) if (version, k) not in self._data]
-        if missing:
-            vecs = embed([texts[i] for i in missing])
+        with self._lock:
+            missing = [i for i, k in enumerate(keys) if (version, k) not in self._data]
+        vecs = embed([texts[i] for i in missing]) if missing else []
+        with self._lock:
             for i, vec in zip(missing, vecs):
                 self._data[(version, keys[i])] = vec
-        out = np.stack([self._data[(version, k)] for k in keys]) if keys else np.zeros((0, 1), np.float32)
-        for k in keys:
-            self._data.move_to_end((version, k))
-        while len(self._data) > self.size:
-            self._data.popitem(last=False)
+            out = np.stack([self._data[(version, k)] for k in keys]) if keys else np.zeros((0, 1), np.float32)
+            for k in keys:
+                self._data.move_to_end((version, k))
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
         return out
 
 
