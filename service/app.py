@@ -19,6 +19,7 @@ from prometheus_fastapi_instrumentator import Instrumentator, metrics
 from starlette.concurrency import run_in_threadpool
 
 from service import admin
+from service.monitor import wiring as monitor
 from service.limits import install_error_handling
 from service.openapi_doc import document_limits
 from service.routes import FEEDS_PATH, router
@@ -125,4 +126,5 @@ def create_app(settings: Settings, model_version: str | None = None) -> FastAPI:
     instrumentator.instrument(app)  # /metrics itself is a documented route in service.routes
     admin.install(app, settings)
     document_limits(app, settings)
+    monitor.install(app, settings)
     return app

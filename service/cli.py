@@ -5,6 +5,7 @@ halves, so training never imports the service."""
 from __future__ import annotations
 
 from service import annotations_cli, jobs_cli, serve_cli
+from service.monitor import cli as monitor_cli
 from service.settings import load_service_settings
 from training import cli as training_cli
 
@@ -13,6 +14,7 @@ app = training_cli.build_app(load_service_settings)
 serve_cli.register(app)
 annotations_cli.register(app)
 jobs_cli.register(app)
+monitor_cli.register(app)
 
 if __name__ == "__main__":
     app()

@@ -71,6 +71,28 @@ class GateSettings(Section):
     tolerance: float = Field(0.01, ge=0)
 
 
+class MonitorSettings(Section):
+    """Feed monitoring (service/monitor): poller, fetch limits, ingest, review queue."""
+
+    poller: bool = True  # run the poller inside the service (one process polls: a lease row)
+    tick_s: float = Field(5.0, gt=0)  # how often the poller looks for due feeds
+    lease_s: float = Field(60.0, gt=0)  # a poller silent this long loses the lease to another process
+    default_interval_s: int = Field(900, ge=1)
+    min_interval_s: int = Field(10, ge=1)
+    fetch_timeout_s: float = Field(20.0, gt=0)
+    max_fetch_bytes: int = Field(20_000_000, ge=1)  # larger feed documents are refused
+    user_agent: str = "stance-monitor/1"
+    backoff_base_s: float = Field(60.0, gt=0)  # after n failures in a row: base * 2^(n-1), capped
+    backoff_max_s: float = Field(6 * 3600, gt=0)
+    ingest_chunk: int = Field(200, ge=1)  # articles stored per transaction
+    max_poll_errors_kept: int = Field(20, ge=1)  # item errors listed on a poll record
+    rescore_chunk: int = Field(512, ge=1)  # statements re-scored per transaction
+    review_pool: int = Field(200, ge=1)  # most uncertain candidates the diversity step picks from
+    review_max_n: int = Field(100, ge=1)
+    review_lambda: float = Field(0.6, ge=0, le=1)  # MMR: weight of uncertainty vs diversity
+    trends_max_rows: int = Field(500_000, ge=1)  # a trend query over more buckets is refused
+
+
 class Settings(TrainingSettingsModel):
     """Everything the service reads; a training `Settings` too, so it can be handed to
     training's functions unchanged."""
@@ -82,6 +104,7 @@ class Settings(TrainingSettingsModel):
     auth: AuthSettings = AuthSettings()
     gate: GateSettings = GateSettings()
     jobs: JobsSettings = JobsSettings()
+    monitor: MonitorSettings = MonitorSettings()
 
     def store_url(self) -> str:
         return self.store.url or f"sqlite:///{self.paths.data_dir / 'annotations.db'}"

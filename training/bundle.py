@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ METRICS_FILE = "metrics.json"
 CARD_FILE = "README.md"
 PLOTS_DIR = "plots"
 FORMAT_VERSION = 1
+_EMBEDDER_LOCK = threading.Lock()
 
 
 class BundleError(RuntimeError):
@@ -63,6 +65,7 @@ class Bundle:
     backend: Backend
     backend_name: str
     metrics: dict[str, Any] = field(default_factory=dict)
+    _embedder: Any = field(default=None, repr=False, compare=False)
 
     @property
     def version(self) -> str:
@@ -104,6 +107,17 @@ class Bundle:
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         return self.decide(self.predict_proba(texts))
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length mean-pooled encoder embeddings (active learning's diversity). The
+        fp32 torch encoder is loaded on first use, beside whichever backend scores."""
+        if self._embedder is None:
+            from training.embedding import Embedder
+
+            with _EMBEDDER_LOCK:
+                if self._embedder is None:
+                    self._embedder = Embedder(self.path / MODEL_DIR, int(self.meta.get("max_length", 128)))
+        return self._embedder.embed(texts)
 
 
 # ---------------------------------------------------------------- manifest

@@ -1,0 +1,203 @@
+"""`POST /v1/rescore`: re-score stored statements with the model being served, so trends
+stay comparable after a promotion. A job in the `jobs` table (kind `rescore`), with the
+states of a retraining job (running -> succeeded | failed | cancelled) and visible in
+`GET /v1/jobs`. `active = 2` is unique, so one re-scoring runs at a time (besides at most
+one retraining, `active = 1`).
+
+The job walks statements not scored by the current version in id order (keyset paging,
+so the walk is linear), `monitor.rescore_chunk` at a time; each chunk's scores, labels and
+daily counts change in one transaction, so trends are consistent at every moment and a
+stopped job can simply be started again. A promotion during the job is followed: the
+walk continues with the new version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from service.jobs import CANCELLED, FAILED, RUNNING, SUCCEEDED
+from service.monitor.ingest import label_mask, margin, rebuild_daily
+from service.monitor.model import ServiceModel
+from service.monitor.tables import Article, StoredStatement
+from service.store import Database
+from service.store_models import Job
+from service.settings import Settings
+
+log = logging.getLogger("stance.monitor")
+KIND = "rescore"
+ACTIVE_SLOT = 2
+
+
+class RescoreConflict(RuntimeError):
+    def __init__(self, active_id: str) -> None:
+        self.active_id = active_id
+        super().__init__(f"a re-scoring job is already active: {active_id}")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    """The shape of `GET /v1/jobs/{id}` (service.jobs), progress in `metrics`."""
+    m = job.metrics or {}
+    progress = f"{m.get('rescored', 0)}/{m.get('total', 0)} statements" if job.state == RUNNING else None
+    return {
+        "id": job.id, "kind": job.kind, "state": job.state, "config": job.config,
+        "created_at": _iso(job.created_at), "started_at": _iso(job.started_at), "finished_at": _iso(job.finished_at),
+        "pid": job.pid, "n_annotations": None, "progress": progress, "log_tail": [], "exit_code": None,
+        "version": job.version, "metrics": job.metrics, "gate": None, "error": job.error,
+    }
+
+
+class Rescorer:
+    def __init__(self, settings: Settings, db: Database, model: ServiceModel) -> None:
+        self.settings = settings
+        self.db = db
+        self.model = model
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+
+    def _update(self, job_id: str, **values: Any) -> None:
+        with self.db.write() as s:
+            job = s.get(Job, job_id)
+            if job is not None:
+                for key, value in values.items():
+                    setattr(job, key, value)
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        with self.db.read() as s:
+            job = s.get(Job, job_id)
+        if job is None or job.kind != KIND:
+            raise KeyError(job_id)
+        return job_json(job)
+
+    def recover(self) -> None:
+        """A re-scoring job left active by a stopped process is failed (starting it again
+        resumes the work: only statements not yet on the current version are scored)."""
+        with self.db.write() as s:
+            for job in s.scalars(select(Job).where(Job.active == ACTIVE_SLOT)):
+                if job.id not in self.tasks:
+                    job.state, job.active, job.finished_at = FAILED, None, _now()
+                    job.error = "the service stopped during the job; start it again to finish"
+
+    async def start(self) -> dict[str, Any]:
+        job_id = f"{_now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+        job_dir = self.settings.paths.data_dir / "jobs" / job_id
+        try:
+            await asyncio.to_thread(self._insert, job_id, str(job_dir))
+        except IntegrityError:
+            with self.db.read() as s:
+                active = s.scalar(select(Job.id).where(Job.active == ACTIVE_SLOT))
+            raise RescoreConflict(active or "?") from None
+        self.tasks[job_id] = asyncio.create_task(self._run(job_id))
+        return await asyncio.to_thread(self.get, job_id)
+
+    def _insert(self, job_id: str, job_dir: str) -> None:
+        with self.db.write() as s:
+            s.add(Job(id=job_id, kind=KIND, state=RUNNING, active=ACTIVE_SLOT, config="-", job_dir=job_dir,
+                      started_at=_now(), version=self.model.version,
+                      metrics={"rescored": 0, "total": self._remaining(s, self.model.version)}))
+
+    @staticmethod
+    def _remaining(s: Any, version: str) -> int:
+        return int(s.scalar(select(func.count()).select_from(StoredStatement)
+                            .where(StoredStatement.model_version.is_not(None),
+                                   StoredStatement.model_version != version)) or 0)
+
+    def _state(self, job_id: str) -> str | None:
+        with self.db.read() as s:
+            return s.scalar(select(Job.state).where(Job.id == job_id))
+
+    def _page(self, after: int, version: str) -> list[tuple[int, str]]:
+        with self.db.read() as s:
+            return [tuple(r) for r in s.execute(
+                select(StoredStatement.id, StoredStatement.text)
+                .where(StoredStatement.id > after, StoredStatement.model_version.is_not(None),
+                       StoredStatement.model_version != version)
+                .order_by(StoredStatement.id).limit(self.settings.monitor.rescore_chunk)).all()]
+
+    def _apply(self, rows: list[tuple[int, dict[str, float], list[str]]], version: str,
+               thresholds: dict[str, float]) -> None:
+        schema = self.settings.labels
+        with self.db.write() as s:
+            for sid, scores, labels in rows:
+                s.execute(update(StoredStatement).where(StoredStatement.id == sid).values(
+                    scores=json.dumps(scores), labels=json.dumps(labels), label_mask=label_mask(labels, schema),
+                    margin=margin(scores, thresholds), model_version=version))
+            ids = [r[0] for r in rows]
+            arts = s.execute(select(Article.id, Article.outlet, Article.day)
+                             .join(StoredStatement, StoredStatement.article_id == Article.id)
+                             .where(StoredStatement.id.in_(ids)).distinct()).all()
+            s.execute(update(Article).where(Article.id.in_({a[0] for a in arts})).values(model_version=version))
+            rebuild_daily(s, {(a[1], a[2]) for a in arts}, schema)
+
+    async def _run(self, job_id: str) -> None:
+        done, after, version = 0, 0, self.model.version
+        total = (await asyncio.to_thread(self.get, job_id))["metrics"]["total"]
+        try:
+            splitter = self.model.splitter()
+            while True:
+                if await asyncio.to_thread(self._state, job_id) == CANCELLED:
+                    return
+                if self.model.version != version:  # promoted meanwhile: walk again for the new one
+                    version, after, done = self.model.version, 0, 0
+                    total = await asyncio.to_thread(self._total, version)
+                page = await asyncio.to_thread(self._page, after, version)
+                if not page:
+                    break
+                units = [(i, piece) for i, (_sid, text) in enumerate(page) for piece in splitter.split(text)]
+                scored = await self.model.score([u for _i, u in units])
+                merged: dict[int, tuple[dict[str, float], set[str]]] = {}
+                for (i, _u), pred in zip(units, scored.predictions):
+                    if i in merged:
+                        old, labs = merged[i]
+                        merged[i] = ({k: max(v, pred.scores[k]) for k, v in old.items()}, labs | set(pred.labels))
+                    else:
+                        merged[i] = (dict(pred.scores), set(pred.labels))
+                order = list(scored.thresholds)
+                rows = [(page[i][0], sc, [n for n in order if n in labs]) for i, (sc, labs) in merged.items()]
+                await asyncio.to_thread(self._apply, rows, scored.version, scored.thresholds)
+                done += len(page)
+                after = page[-1][0]
+                await asyncio.to_thread(self._update, job_id, version=scored.version,
+                                        metrics={"rescored": done, "total": total})
+            await asyncio.to_thread(self._update, job_id, state=SUCCEEDED, active=None, finished_at=_now())
+        except asyncio.CancelledError:
+            self._update(job_id, state=FAILED, active=None, finished_at=_now(),
+                         error="the service stopped during the job; start it again to finish")
+            raise
+        except Exception as exc:  # noqa: BLE001 - recorded on the job
+            log.exception("re-scoring job %s failed", job_id)
+            await asyncio.to_thread(self._update, job_id, state=FAILED, active=None, finished_at=_now(),
+                                    error=f"{type(exc).__name__}: {exc}")
+        finally:
+            if self._state(job_id) == CANCELLED:
+                self._update(job_id, active=None)
+
+    def _total(self, version: str) -> int:
+        with self.db.read() as s:
+            return self._remaining(s, version)
+
+    async def shutdown(self) -> None:
+        for task in list(self.tasks.values()):
+            if not task.done():
+                task.cancel()
+        for task in list(self.tasks.values()):
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - already recorded
+                pass

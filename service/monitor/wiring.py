@@ -1,0 +1,84 @@
+"""Monitoring inside the app: its objects on `app.state.monitor`, its router, and the
+lifespan work (create its tables, recover re-scoring jobs, run the poller)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+
+from service.monitor.model import ServiceModel
+from service.monitor.poller import Poller
+from service.monitor.rescore import Rescorer
+from service.monitor.review import ReviewQueue
+from service.monitor.subscriptions import Feeds
+from service.monitor.tables import Base
+from service.store import AnnotationStore, Database, open_database
+from service.settings import Settings
+
+log = logging.getLogger("stance.monitor")
+
+
+def ensure_tables(db: Database) -> None:
+    """The monitoring tables, in the store's database (a Database opened before this
+    package was imported did not create them)."""
+    Base.metadata.create_all(db.engine)
+
+
+@dataclass
+class Monitor:
+    settings: Settings
+    db: Database
+    store: AnnotationStore
+    model: ServiceModel
+    feeds: Feeds = field(init=False)
+    review: ReviewQueue = field(init=False)
+    rescorer: Rescorer = field(init=False)
+    poller: Poller = field(init=False)
+
+    def __post_init__(self) -> None:
+        mon = self.settings.monitor
+        self.feeds = Feeds(self.db, mon)
+        self.review = ReviewQueue(self.store, mon.review_pool, mon.review_lambda)
+        self.rescorer = Rescorer(self.settings, self.db, self.model)
+        self.poller = Poller(self.settings, self.db, self.model)
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Mount /v1/feeds, /v1/articles, /v1/trends, /v1/rescore, /v1/review; start the poller
+    with the app (after the model is loaded) when `monitor.poller` is on."""
+    from service.monitor import routes
+
+    db = open_database(settings)
+    ensure_tables(db)
+    store = getattr(app.state, "store", None) or AnnotationStore(settings, db)
+    monitor = Monitor(settings, db, store, ServiceModel(app.state.scorer))
+    app.state.monitor = monitor
+    app.include_router(routes.router)
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
+        async with inner(a) as state:
+            await asyncio.to_thread(monitor.rescorer.recover)
+            stop = asyncio.Event()
+            task = None
+            if settings.monitor.poller:
+                task = asyncio.create_task(monitor.poller.run(stop, ready=lambda: a.state.scorer.ready))
+            try:
+                yield state
+            finally:
+                stop.set()
+                if task is not None:  # a poll in progress gets a moment to finish its chunk
+                    try:
+                        await asyncio.wait_for(task, timeout=settings.monitor.tick_s * 2)
+                    except asyncio.TimeoutError:
+                        log.warning("poller stopped in the middle of a poll (its stored chunks are complete)")
+                await monitor.rescorer.shutdown()
+
+    app.router.lifespan_context = lifespan
