@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator, metrics
 from starlette.concurrency import run_in_threadpool
 
-from service import admin
+from service import admin, web
 from service.limits import install_error_handling
 from service.routes import FEEDS_PATH, router
 from service.scoring import Scorer, ScoringMetrics
@@ -84,4 +84,5 @@ def create_app(settings: Settings | None = None, model_version: str | None = Non
     instrumentator.add(metrics.requests(registry=registry), metrics.latency(registry=registry))
     instrumentator.instrument(app).expose(app, include_in_schema=True, tags=["health"])
     admin.install(app, settings)
+    web.install(app, settings)
     return app

@@ -39,6 +39,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from service import gate
+from service.progress import parse_progress
 from service.promotion import CANDIDATE, PROMOTED, REJECTED, ModelAdmin, PromotionError
 from service.store import AnnotationStore, Database, open_database
 from service.store_models import Job
@@ -358,6 +359,7 @@ class JobManager:
             "created_at": _iso(job.created_at), "started_at": _iso(job.started_at),
             "finished_at": _iso(job.finished_at), "pid": job.pid, "n_annotations": job.n_annotations,
             "progress": tail[-1] if tail and job.state == RUNNING else None,
+            "progress_info": parse_progress(tail) if job.state == RUNNING else None,
             "log_tail": tail, "exit_code": job.exit_code, "version": job.version,
             "metrics": job.metrics, "gate": job.gate, "error": job.error,
         }

@@ -71,15 +71,21 @@ def _line(obj: dict[str, Any]) -> bytes:
 
 
 def article_result(
-    article: Article, prepared: Prepared | None, preds: list[Any], version: str, labels: list[str]
+    article: Article, prepared: Prepared | None, preds: list[Any], version: str, labels: list[str],
+    boilerplate: bool = False,
 ) -> dict[str, Any]:
-    """One article's NDJSON object: statement rows and the summary (or the item's error)."""
+    """One article's NDJSON object: statement rows and the summary (or the item's error).
+    With `boilerplate`, the skipped statements are rows too (`boilerplate`: the reason,
+    no scores), in reading order, so a reader can show the whole article."""
     if prepared is None:
         return {**article.meta(), "error": article.error}
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"index": u.index, "text": u.text, "labels": p.labels, "scores": p.scores}
         for u, p in zip(prepared.units, preds)
     ]
+    if boilerplate and prepared.skipped:
+        rows += [{"index": s.index, "text": s.text, "boilerplate": s.reason} for s in prepared.skipped]
+        rows.sort(key=lambda row: row["index"])  # stable: window pieces keep their order
     return {
         **article.meta(),
         "model_version": version,
@@ -89,7 +95,8 @@ def article_result(
 
 
 async def stream_feed(
-    scorer: Scorer, articles: Iterator[Article], seg: SegmentationSettings, chunk_units: int
+    scorer: Scorer, articles: Iterator[Article], seg: SegmentationSettings, chunk_units: int,
+    boilerplate: bool = False,
 ) -> AsyncIterator[bytes]:
     """NDJSON, one line per article, in feed order. Segmentation of the next chunk (a
     worker thread) overlaps the model call on the current one."""
@@ -106,7 +113,9 @@ async def stream_feed(
             offset = 0
             for article, prepared in chunk:
                 n = len(prepared.units) if prepared else 0
-                yield _line(article_result(article, prepared, preds[offset : offset + n], version, labels))
+                yield _line(
+                    article_result(article, prepared, preds[offset : offset + n], version, labels, boilerplate)
+                )
                 offset += n
     except Exception as exc:  # the response has started: report in the stream, then stop
         yield _line({"error": f"scoring stopped: {type(exc).__name__}: {exc}"})

@@ -95,13 +95,15 @@ def list_annotations(
     label: str | None = Query(None, description="a label name, or 'none'"),
     source: str | None = None,
     annotator: str | None = None,
+    text: str | None = Query(None, description="a substring of the statement (case-insensitive)"),
+    statement_id: int | None = Query(None, ge=1, description="one statement (with view=history: its history)"),
     page: int = Query(1, ge=1),
     page_size: int | None = Query(None, ge=1),
 ) -> dict[str, Any]:
     store = _store(request)
     try:
         return store.list(view=view, batch=batch, label=label, source=source, annotator=annotator,
-                          page=page, page_size=page_size)
+                          text=text, statement_id=statement_id, page=page, page_size=page_size)
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
 

@@ -3,14 +3,17 @@ Thin: logic lives in service.jobs and service.promotion."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, status
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.auth import require_token
 from service.jobs import ConfigNotFound, JobConflict, JobManager, JobNotFound
 from service.promotion import ModelAdmin, PromotionError
+from training.bundle import CARD_FILE, PLOTS_DIR
 
 router = APIRouter(prefix="/v1", tags=["models"])
 JOBS_LISTED = 50
@@ -90,3 +93,31 @@ def promote(request: Request, version: str) -> dict[str, Any]:
         return models.promote(version, "manual promotion via API")
     except PromotionError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+
+
+def _bundle_dir(request: Request, version: str) -> Path:
+    models = _models(request)
+    if version not in models.registry.versions():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown model version {version!r}")
+    return models.registry.path(version)
+
+
+def card_of(path: Path) -> dict[str, Any]:
+    """A bundle's model card (markdown) and the names of its plots."""
+    card = path / CARD_FILE
+    plots = sorted(p.name for p in (path / PLOTS_DIR).glob("*.png")) if (path / PLOTS_DIR).is_dir() else []
+    return {"card": card.read_text(encoding="utf-8") if card.is_file() else None, "plots": plots}
+
+
+@router.get("/models/{version}/card", summary="A version's model card (markdown) and its plot names")
+def model_card(request: Request, version: str) -> dict[str, Any]:
+    return {"version": version, **card_of(_bundle_dir(request, version))}
+
+
+@router.get("/models/{version}/plots/{name}", summary="One plot of a version's model card (PNG)",
+            response_class=FileResponse)
+def model_plot(request: Request, version: str, name: str) -> FileResponse:
+    path = _bundle_dir(request, version)
+    if name not in card_of(path)["plots"]:  # only listed files: no path from the request is opened
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"{version} has no plot {name!r}")
+    return FileResponse(path / PLOTS_DIR / name, media_type="image/png")

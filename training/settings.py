@@ -139,6 +139,15 @@ class GateSettings(_Section):
     tolerance: float = Field(0.0, ge=0)
 
 
+class ConsoleSettings(_Section):
+    """The analyst console (service/web): knobs its pages read from the HTML."""
+
+    poll_interval_ms: int = Field(1000, ge=100)  # how often the models page polls a running job
+    render_chunk: int = Field(200, ge=10)  # statements rendered per animation frame on long documents
+    review_batch: int = Field(20, ge=1)  # statements fetched per review-queue request
+    review_session_max: int = Field(2000, ge=10)  # statements of pasted documents kept for the fallback queue
+
+
 class Settings(_Section):
     labels: tuple[str, ...]
     paths: Paths
@@ -153,6 +162,7 @@ class Settings(_Section):
     auth: AuthSettings = AuthSettings()
     gate: GateSettings = GateSettings()
     jobs: JobsSettings = JobsSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     def store_url(self) -> str:
         return self.store.url or f"sqlite:///{self.paths.data_dir / 'annotations.db'}"
