@@ -1,0 +1,270 @@
+"""The analyst console in a real browser (Playwright driving Debian's chromium) against a
+real `stance serve` subprocess with tiny bundles: paste -> highlighted statements ->
+correct one with the keyboard -> the annotation is in the store -> retrain -> progress ->
+the new version is listed -> roll back. Every page is screenshotted into docs/screenshots/
+and any console error or page error fails the test."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from test_admin_support import TOKEN, LiveServer, seed_dir, tiny_base_model, tiny_bundle, write_config
+from training.registry import Registry
+
+CHROMIUM = Path(os.environ.get("STANCE_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+ANALYST = "e2e-analyst"
+JOB_TIMEOUT_S = 600
+LONG_DOC_STATEMENTS = 1000
+ARTICLE = """NATO leaders meet in Vilnius this week.
+
+Several allies say Ukraine must be invited to join the alliance now, without waiting for the war to end.
+Others argue that membership can only come after the fighting stops.
+Until then, bilateral security guarantees should protect Ukraine.
+Hungary opposes any path to membership for Ukraine.
+
+Read also: our live coverage of the summit.
+"""
+
+pytestmark = pytest.mark.timeout(JOB_TIMEOUT_S + 300)
+
+
+def _serve_cmd(cfg: Path) -> list[str]:
+    return [sys.executable, "-m", "service.cli", "serve", "--config", str(cfg), "--host", "127.0.0.1",
+            "--port", "{port}", "--log-level", "warning"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """`stance serve` with two tiny bundles: v0-prev (an earlier version, to roll back to)
+    and v1-start (current; threshold 0.01, so every statement is highlighted)."""
+    tmp = tmp_path_factory.mktemp("console")
+    base = tiny_base_model(tmp / "tiny-base")
+    seed_dir(tmp / "seeds", 181)
+    cfg = write_config(tmp, base_model=base, console={"poll_interval_ms": 300})
+    models = tmp / "models"
+    tiny_bundle(models, "v0-prev", threshold=0.999)
+    tiny_bundle(models, "v1-start", threshold=0.01, seed=1)
+    Registry(models).set_current("v0-prev", "test start")
+    Registry(models).set_current("v1-start", "test start")
+    with LiveServer(cfg, command=_serve_cmd(cfg), ready_path="/readyz") as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} missing: .ci/run installs Debian's chromium before the tests")
+        pytest.skip(f"no {CHROMIUM}: `apt-get install -y chromium` to run the browser tests")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+class Page:
+    """A browser page that records console errors and uncaught exceptions."""
+
+    def __init__(self, browser: Any, base: str, viewport: dict[str, int] = DESKTOP) -> None:
+        self.context = browser.new_context(viewport=viewport, base_url=base)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(30_000)
+        self.errors: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+
+    def goto(self, path: str) -> Any:
+        self.page.goto(path)
+        self.page.wait_for_load_state("networkidle")
+        return self.page
+
+    def shot(self, name: str) -> None:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+    def close(self) -> None:
+        self.context.close()
+        assert self.errors == [], "the console logged errors:\n" + "\n".join(self.errors)
+
+
+def _annotations(server: LiveServer, **query: Any) -> dict[str, Any]:
+    r = httpx.get(f"{server.url}/v1/annotations", params=query, timeout=30)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_read_correct_review_retrain_rollback(server: LiveServer, browser: Any) -> None:
+    ui = Page(browser, server.url)
+    page = ui.goto("/")
+    page.fill("#analyst-name", ANALYST)
+    page.dispatch_event("#analyst-name", "change")
+    assert page.locator("#model-badge").inner_text() == "model: v1-start"
+
+    # paste a text -> statements in reading order, highlighted (colour + text), boilerplate greyed
+    page.fill("#text-input", ARTICLE)
+    page.click("#read-submit")
+    page.wait_for_selector("li.st.has-l1")
+    statements = page.locator("li.st:not(.boilerplate)")
+    assert statements.count() >= 4
+    assert page.locator("li.st.boilerplate").count() >= 1
+    first_text = statements.first.locator(".text").inner_text()
+    assert "fast track membership" in statements.first.locator(".tags").inner_text()
+    assert "Summary" in page.locator(".summary").inner_text()
+    ui.shot("read")
+
+    # correct the first statement with the keyboard: j, 0 (none), 2 (one label), Enter
+    page.locator("body").press("j")
+    assert page.locator("li.st.current .text").inner_text() == first_text
+    page.keyboard.press("0")
+    page.keyboard.press("2")
+    assert page.locator("li.st.current .dirty").is_visible()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#token-dialog[open]")  # the first write asks for the token once
+    page.fill("#token-input", TOKEN)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("li.st.current .saved")
+    assert "Saved as interim guarantees" in page.locator("#status-box").inner_text()
+    stored = _annotations(server, text=first_text, annotator=ANALYST)
+    assert stored["total"] == 1
+    item = stored["items"][0]
+    assert item["labels"] == ["interim_guarantees"] and item["text"] == first_text
+    assert item["source"].startswith("console-")
+
+    # a second correction goes through without asking again (token kept for the session)
+    page.keyboard.press("j")
+    page.keyboard.press("0")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("li.st.current .saved")
+    assert not page.locator("#token-dialog").is_visible()
+    assert _annotations(server, annotator=ANALYST)["total"] == 2
+
+    # the review queue (fallback: statements read in this tab, least sure first)
+    page = ui.goto("/review")
+    page.wait_for_selector("#review-text")
+    assert "documents read in this tab" in page.locator("#queue-source").inner_text()
+    counter_before = page.locator("#today-counter").inner_text()
+    assert counter_before.endswith(": 2")
+    ui.shot("review")
+    reviewed = page.locator("#review-text").inner_text()
+    page.keyboard.press("0")
+    page.keyboard.press("4")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector('#today-counter').textContent.endsWith(': 3')")
+    assert _annotations(server, text=reviewed, annotator=ANALYST)["items"][0]["labels"] == ["opposition"]
+
+    # annotations: filter by text, a statement's history
+    page = ui.goto("/annotations")
+    page.fill("#f-text", first_text[:30])
+    page.click("#filter-form button[type=submit]")
+    page.wait_for_function("document.querySelector('#result-count').textContent.startsWith('1 ')")
+    page.click("[data-history]")
+    page.wait_for_selector("#history li")
+    assert ANALYST in page.locator("#history").inner_text()
+    ui.shot("annotations")
+
+    # trends: an explanatory empty state until the feed-monitoring endpoints exist
+    page = ui.goto("/trends")
+    assert "No trend data yet" in page.locator("#trend-chart").inner_text()
+    ui.shot("trends")
+
+    # models: retrain -> progress moves -> the new version is listed -> roll back
+    page = ui.goto("/models")
+    assert page.locator("#models tbody tr").count() == 2
+    page.click("#retrain")
+    page.click("#confirm-ok")
+    page.wait_for_selector("#job-state")
+    seen: list[str] = []
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while time.monotonic() < deadline:
+        state = page.locator("#job-state").inner_text()
+        percent = page.locator("#job-percent").inner_text() if page.locator("#job-percent").count() else ""
+        phase = page.locator("#job-phase").inner_text() if page.locator("#job-phase").count() else ""
+        if not seen or seen[-1] != f"{state}|{phase}|{percent}":
+            seen.append(f"{state}|{phase}|{percent}")
+            if state == "running" and percent.endswith("%") and not (SCREENSHOTS / "models-retraining.png").exists():
+                ui.shot("models-retraining")
+        if state not in ("queued", "running", "judging"):
+            break
+        time.sleep(0.2)
+    assert state in ("succeeded", "rejected"), seen
+    assert any(s.startswith("running") for s in seen) and len(seen) >= 3, seen  # progress moved
+    page.wait_for_selector("#gate-verdict")
+    job = httpx.get(f"{server.url}/v1/jobs", timeout=30).json()[0]
+    new_version = job["version"]
+    page.wait_for_selector(f"#models tbody tr:has-text('{new_version}')")
+    assert page.locator("#models tbody tr").count() == 3
+    ui.shot("models")
+    before = httpx.get(f"{server.url}/v1/models", timeout=30).json()["current"]
+    page.click("#rollback")
+    page.click("#confirm-ok")
+    page.wait_for_function("document.querySelector('#status-box').textContent.startsWith('Rolled back')")
+    after = httpx.get(f"{server.url}/v1/models", timeout=30).json()["current"]
+    assert after != before and after in ("v1-start", "v0-prev")
+    assert page.locator("#model-badge").inner_text() == f"model: {after}"
+    assert page.locator("#models tr.current-model").inner_text().startswith(after)
+
+    # the model card with its figures
+    page = ui.goto(f"/models/{after}/card")
+    assert "tiny test bundle" in page.locator(".card").inner_text()
+    ui.shot("model-card")
+    ui.close()
+
+
+def test_errors_are_shown_in_words(server: LiveServer, browser: Any) -> None:
+    """A wrong token: the API's 403 message is on the page, not swallowed."""
+    ui = Page(browser, server.url)
+    page = ui.goto("/models")
+    page.click("#rollback")
+    page.click("#confirm-ok")
+    page.fill("#token-input", "wrong-token")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#token-dialog[open]")  # asked again once after a 403
+    page.fill("#token-input", "still-wrong")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#error-box:not([hidden])")
+    assert "HTTP 403" in page.locator("#error-box").inner_text()
+    assert "invalid API token" in page.locator("#error-box").inner_text()
+    # the browser logs the failed request itself; nothing else may be logged
+    ui.errors = [e for e in ui.errors if not re.search(r"status of 403", e)]
+    ui.close()
+
+
+def test_long_document_and_phone_width(server: LiveServer, browser: Any) -> None:
+    """1,000 statements render and stay responsive; the page fits a phone screen."""
+    text = "\n".join(f"Statement {i}: allies discussed whether Ukraine should join NATO after round {i}."
+                     for i in range(LONG_DOC_STATEMENTS))
+    ui = Page(browser, server.url, viewport=PHONE)
+    page = ui.goto("/")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.fill("#text-input", text)
+    page.click("#read-submit")
+    page.wait_for_function(f"document.querySelectorAll('li.st').length >= {LONG_DOC_STATEMENTS}", timeout=240_000)
+    t0 = time.monotonic()
+    for _ in range(20):
+        page.keyboard.press("j")
+    page.wait_for_selector("li.st.current")
+    elapsed = time.monotonic() - t0
+    assert page.locator("li.st.current .text").inner_text().startswith("Statement 19:")
+    assert elapsed < 10, f"20 key presses took {elapsed:.1f} s"
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.evaluate("window.scrollTo(0, 0)")
+    ui.shot("read-phone")
+    ui.close()
