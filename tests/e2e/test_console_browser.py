@@ -10,6 +10,7 @@ import os
 import re
 import sys
 import time
+from datetime import date, timedelta
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -96,9 +97,9 @@ class Page:
         self.page.wait_for_load_state("networkidle")
         return self.page
 
-    def shot(self, name: str) -> None:
+    def shot(self, name: str, full_page: bool = False) -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
 
     def close(self) -> None:
         self.context.close()
@@ -116,6 +117,7 @@ def test_read_correct_review_retrain_rollback(server: LiveServer, browser: Any) 
     page = ui.goto("/")
     page.fill("#analyst-name", ANALYST)
     page.dispatch_event("#analyst-name", "change")
+    page.locator("#analyst-name").blur()
     assert page.locator("#model-badge").inner_text() == "model: v1-start"
 
     # paste a text -> statements in reading order, highlighted (colour + text), boilerplate greyed
@@ -128,7 +130,7 @@ def test_read_correct_review_retrain_rollback(server: LiveServer, browser: Any) 
     first_text = statements.first.locator(".text").inner_text()
     assert "fast track membership" in statements.first.locator(".tags").inner_text()
     assert "Summary" in page.locator(".summary").inner_text()
-    ui.shot("read")
+    ui.shot("read", full_page=True)
 
     # correct the first statement with the keyboard: j, 0 (none), 2 (one label), Enter
     page.locator("body").press("j")
@@ -265,6 +267,81 @@ def test_long_document_and_phone_width(server: LiveServer, browser: Any) -> None
     assert page.locator("li.st.current .text").inner_text().startswith("Statement 19:")
     assert elapsed < 10, f"20 key presses took {elapsed:.1f} s"
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
-    page.evaluate("window.scrollTo(0, 0)")
     ui.shot("read-phone")
+    ui.close()
+
+
+# The feed-monitoring endpoints (issue 11) are not on this branch: the browser is given
+# them (OpenAPI entry + answers) by request interception, to check the console's live path.
+REVIEW_ITEMS = {"items": [
+    {"id": "s-17", "text": "Kyiv must get a membership invitation at the summit.",
+     "context": {"title": "Summit preview", "outlet": "example-daily", "before": "Leaders gather on Tuesday.",
+                 "after": "Berlin is more cautious."},
+     "scores": {"fast_track_membership": 0.48, "interim_guarantees": 0.1, "post_war_accession": 0.2, "opposition": 0.05}},
+    {"id": "s-18", "text": "Security guarantees will do until then.", "context": None,
+     "scores": {"fast_track_membership": 0.1, "interim_guarantees": 0.51, "post_war_accession": 0.2, "opposition": 0.05}},
+]}
+
+
+def _trend_rows() -> dict[str, Any]:
+    rows = []
+    for k, outlet in enumerate(["example-daily", "sample-times"]):
+        for week in range(6):
+            share = 0.1 + 0.05 * week + 0.1 * k
+            rows.append({"bucket": (date(2026, 1, 5) + timedelta(weeks=week)).isoformat(),
+                         "outlet": outlet, "statements": 40 + week, "articles": 10,
+                         "shares": {"fast_track_membership": share}, "intervals": {"fast_track_membership": [share - 0.05, share + 0.05]},
+                         "model_versions": ["v1-start"]})
+    return {"rows": rows}
+
+
+def test_review_and_trends_use_the_feed_endpoints_when_listed(server: LiveServer, browser: Any) -> None:
+    ui = Page(browser, server.url)
+    page = ui.page
+    posted: list[dict[str, Any]] = []
+
+    def openapi(route: Any) -> None:
+        spec = route.fetch().json()
+        spec["paths"].update({"/v1/review/next": {"get": {}}, "/v1/review/{id}": {"post": {}}, "/v1/trends": {"get": {}}})
+        route.fulfill(json=spec)
+
+    def review_post(route: Any) -> None:
+        req = route.request
+        posted.append({"url": req.url, "auth": req.headers.get("authorization"), "body": req.post_data_json})
+        route.fulfill(status=201, json={"annotation_id": 1})
+
+    page.route("**/openapi.json", openapi)
+    page.route("**/v1/review/next?*", lambda route: route.fulfill(json=REVIEW_ITEMS))
+    page.route("**/v1/review/s-*", review_post)
+    page.route("**/v1/trends?*", lambda route: route.fulfill(json=_trend_rows()))
+
+    page = ui.goto("/review")
+    page.fill("#analyst-name", ANALYST)
+    page.dispatch_event("#analyst-name", "change")
+    page.locator("#analyst-name").blur()  # keys typed in a field are not shortcuts
+    page.wait_for_selector("#review-text")
+    assert "monitored feeds" in page.locator("#queue-source").inner_text()
+    assert "Summit preview" in page.locator("#review-card").inner_text()
+    page.keyboard.press("1")  # the served model's thresholds are 0.01: every label starts on
+    page.keyboard.press("3")
+    page.keyboard.press("Enter")
+    page.fill("#token-input", TOKEN)
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelector('#review-text').textContent.startsWith('Security')")
+    assert posted[0]["url"].endswith("/v1/review/s-17") and posted[0]["auth"] == f"Bearer {TOKEN}"
+    assert posted[0]["body"]["annotator"] == ANALYST
+    assert set(posted[0]["body"]["labels"]) == {"interim_guarantees", "opposition"}
+    page.keyboard.press("s")
+    page.wait_for_function("document.querySelector('#status-box').textContent === 'Skipped.'")
+    assert posted[1]["body"] == {"skip": True, "annotator": ANALYST}
+
+    page = ui.goto("/trends")
+    page.wait_for_selector("#trend-chart svg")
+    assert page.locator("#trend-chart polyline").count() == 2
+    assert page.locator("#trend-table tbody tr").count() == 12
+    ui.shot("trends-chart")
+    with page.expect_download() as download:
+        page.click("#csv")
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert lines[0].startswith("bucket,outlet,label,share,ci_low,ci_high") and len(lines) == 13
     ui.close()

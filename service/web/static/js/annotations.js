@@ -1,7 +1,7 @@
 // Annotations: search and filter, a statement's history, conflicts settled in one click,
 // the audit list when the service has one, and export (JSONL, the training format).
 import { api, hasEndpoint, PATHS } from "./api.js";
-import { $, analyst, chipHtml, chipsHtml, confirmAction, escapeHtml, fmtDate, guard, labelName, showStatus } from "./common.js";
+import { $, loadModel, analyst, chipHtml, chipsHtml, confirmAction, escapeHtml, fmtDate, guard, labelName, showStatus } from "./common.js";
 
 const EXPORT_PAGE = 1000;
 let page = 1;
@@ -104,6 +104,7 @@ async function exportJsonl() {
 }
 
 function init() {
+  guard(loadModel);
   $("#filter-form").addEventListener("submit", (e) => { e.preventDefault(); page = 1; guard(search); });
   $("#prev-page").addEventListener("click", () => { page -= 1; guard(search); });
   $("#next-page").addEventListener("click", () => { page += 1; guard(search); });

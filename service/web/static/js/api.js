@@ -195,7 +195,7 @@ export const api = {
       text: it.text,
       context: it.context ?? it.article ?? null,
       scores: it.scores ?? {},
-      labels: it.labels ?? it.predicted ?? [],
+      labels: it.labels ?? it.predicted ?? null, // null: judged from scores and thresholds
       source: it.source ?? it.article?.id ?? null,
     }));
   },

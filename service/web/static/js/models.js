@@ -110,6 +110,7 @@ async function retrain(event) {
   if (!ok) return;
   const job = await api.retrain(config || null);
   showStatus(`Retraining started: job ${job.id}.`);
+  await jobs();
   await follow(job.id);
 }
 

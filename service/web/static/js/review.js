@@ -45,9 +45,10 @@ function render() {
     return;
   }
   const item = queue[pos];
-  item.draft ??= new Set(item.labels ?? LABELS.filter((l) => (item.scores?.[l] ?? 0) >= (MODEL?.thresholds?.[l] ?? 0.5)));
+  item.labels ??= LABELS.filter((l) => (item.scores?.[l] ?? 0) >= (MODEL?.thresholds?.[l] ?? 0.5));
+  item.draft ??= new Set(item.labels);
   const after = live ? "" : (item.after ? `<p class="context after">${escapeHtml(item.after)} …</p>` : "");
-  card.innerHTML = `<p class="hint">Statement ${pos + 1} of ${queue.length} · the model says ${chipsHtml(item.labels ?? [])}
+  card.innerHTML = `<p class="hint">Statement ${pos + 1} of ${queue.length} · the model says ${chipsHtml(item.labels)}
       ${item.version ? ` (model <code>${escapeHtml(item.version)}</code>)` : ""}${item.saved ? ' · <span class="saved">✓ saved</span>' : ""}</p>
     ${contextHtml(item)}
     <p class="target" id="review-text">${escapeHtml(item.text)}</p>${after}

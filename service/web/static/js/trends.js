@@ -2,7 +2,7 @@
 // charting library to vendor), outlet and date filters, CSV download of the rows shown.
 // Uses GET /v1/trends (feed monitoring); until the service has it, says so.
 import { api, hasEndpoint, PATHS } from "./api.js";
-import { $, LABELS, escapeHtml, guard, labelName, pct, showStatus } from "./common.js";
+import { $, loadModel, LABELS, escapeHtml, guard, labelName, pct, showStatus } from "./common.js";
 
 const W = 900, H = 360, PAD = { l: 56, r: 16, t: 16, b: 48 };
 const SERIES = ["#0072b2", "#b36b00", "#007a5a", "#a5487f", "#56b4e9", "#d55e00", "#333333"];
@@ -87,6 +87,7 @@ async function show() {
 }
 
 function init() {
+  guard(loadModel);
   $("#trend-form").addEventListener("submit", (e) => { e.preventDefault(); guard(show); });
   $("#csv").addEventListener("click", csv);
   guard(show);
