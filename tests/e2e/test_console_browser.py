@@ -130,7 +130,7 @@ def test_read_correct_review_retrain_rollback(server: LiveServer, browser: Any) 
     first_text = statements.first.locator(".text").inner_text()
     assert "fast track membership" in statements.first.locator(".tags").inner_text()
     assert "Summary" in page.locator(".summary").inner_text()
-    ui.shot("read", full_page=True)
+    ui.shot("read-summary")
 
     # correct the first statement with the keyboard: j, 0 (none), 2 (one label), Enter
     page.locator("body").press("j")
@@ -144,6 +144,8 @@ def test_read_correct_review_retrain_rollback(server: LiveServer, browser: Any) 
     page.keyboard.press("Enter")
     page.wait_for_selector("li.st.current .saved")
     assert "Saved as interim guarantees" in page.locator("#status-box").inner_text()
+    page.locator("li.st.current").evaluate("e => e.scrollIntoView({block: 'center'})")
+    ui.shot("read")
     stored = _annotations(server, text=first_text, annotator=ANALYST)
     assert stored["total"] == 1
     item = stored["items"][0]
