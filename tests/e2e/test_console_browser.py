@@ -6,19 +6,27 @@ and any console error or page error fails the test."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
 import time
-from datetime import date, timedelta
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from test_admin_support import (
+    TOKEN,
+    LiveServer,
+    seed_dir,
+    tiny_base_model,
+    tiny_bundle,
+    write_config,
+)
 
-from test_admin_support import TOKEN, LiveServer, seed_dir, tiny_base_model, tiny_bundle, write_config
 from training.registry import Registry
 
 CHROMIUM = Path(os.environ.get("STANCE_CHROMIUM", "/usr/bin/chromium"))
@@ -346,4 +354,50 @@ def test_review_and_trends_use_the_feed_endpoints_when_listed(server: LiveServer
         page.click("#csv")
     lines = Path(download.value.path()).read_text().splitlines()
     assert lines[0].startswith("bucket,outlet,label,share,ci_low,ci_high") and len(lines) == 13
+    ui.close()
+
+
+ERROR_BODIES = [  # (body, words that must be shown)
+    ({"error": "invalid_request", "detail": "texts[1]: text is empty", "problems": [{"field": "texts[1]", "message": "text is empty"}]},
+     ["texts[1]: text is empty"]),
+    ({"error": "invalid request: texts[0]: too long", "detail": [{"field": "texts[0]", "message": "too long"}]},
+     ["invalid request: texts[0]: too long"]),
+    ({"error": "invalid API token"}, ["invalid API token"]),
+    ({"detail": {"message": "2 invalid record(s); nothing was stored", "problems": [{"record": 2, "message": "unknown label"}]}},
+     ["2 invalid record(s)", "record 2: unknown label"]),
+    ({"error": "not_found"}, ["not found"]),
+    ("upstream timed out", ["upstream timed out"]),
+    (None, ["Bad Gateway"]),
+]
+
+
+def test_error_bodies_become_words(server: LiveServer, browser: Any) -> None:
+    """api.js's errorMessage on every error shape the API has or will have (issue 9)."""
+    ui = Page(browser, server.url)
+    page = ui.goto("/trends")
+    for body, words in ERROR_BODIES:
+        text = page.evaluate("async ([b]) => (await import('/static/js/api.js')).errorMessage(b, 502, 'Bad Gateway')", [body])
+        assert text.startswith("HTTP 502: ")
+        for w in words:
+            assert w in text, (body, text)
+        assert text.count("text is empty") <= 1  # the same words are not repeated
+    ui.close()
+
+
+def test_upload_a_jsonl_feed(server: LiveServer, browser: Any) -> None:
+    """An uploaded JSON Lines file: one document per article, ids kept as source ids."""
+    articles = [
+        {"id": "kp-101", "title": "Allies split", "text": "Some allies want Ukraine in now. Others want to wait."},
+        {"id": "kp-102", "title": "Guarantees", "text": "Bilateral guarantees will protect Ukraine until it joins."},
+    ]
+    feed = "".join(json.dumps(a) + "\n" for a in articles)
+    ui = Page(browser, server.url)
+    page = ui.goto("/")
+    page.set_input_files("#file-input", files=[{"name": "feed.jsonl", "mimeType": "", "buffer": feed.encode()}])
+    page.click("#read-submit")
+    page.wait_for_function("document.querySelectorAll('article.doc').length === 2")
+    heads = page.locator("article.doc .doc-head").all_inner_texts()
+    assert "Allies split" in heads[0] and "kp-101" in heads[0]
+    assert "Guarantees" in heads[1] and "kp-102" in heads[1]
+    assert "2 document(s)" in page.locator("#status-box").inner_text()
     ui.close()

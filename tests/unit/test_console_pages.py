@@ -8,9 +8,9 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
+from test_admin_support import AUTH, make_app, seed_dir, tiny_bundle, write_config
 
 from tests.conftest import TINY_A
-from test_admin_support import AUTH, make_app, seed_dir, tiny_bundle, write_config
 from training.registry import Registry
 from training.settings import load_settings
 
@@ -22,7 +22,7 @@ def test_pages_render_with_config_and_their_module(client: TestClient, path: str
     r = client.get(path)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     html = r.text
-    config = json.loads(re.search(r'<script type="application/json" id="console-config">(.*?)</script>', html, re.S)[1])
+    config = json.loads(re.search(r'<script type="application/json" id="console-config">(.*?)</script>', html, re.DOTALL)[1])
     assert config["labels"] == list(client.app.state.settings.labels)
     assert config["console"]["render_chunk"] == client.app.state.settings.console.render_chunk
     script = re.search(r'<script type="module" src="(/static/js/\w+\.js)">', html)[1]

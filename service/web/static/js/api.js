@@ -42,26 +42,31 @@ function problemText(p) {
   return where != null && where !== "" ? `${Array.isArray(where) ? where.join(".") : where}: ${what}` : String(what);
 }
 
-/** Words for an error body, whichever of detail / error / problems it has (issue 9's
- * {"error", "detail", "problems"} and today's {"error": msg, "detail": [..]} alike). */
+/** Words for an error body, whichever of detail / error / problems it has: issue 9's
+ * {"error": code, "detail": message, "problems": [...]}, today's {"error": sentence,
+ * "detail": [{field, message}]}, FastAPI's {"detail": ...}, or plain text. */
 export function errorMessage(body, status, statusText = "") {
   const parts = [];
-  const add = (text) => { if (text && !parts.includes(text)) parts.push(text); };
+  const add = (text) => {
+    text = String(text ?? "").trim();
+    if (text && !parts.some((p) => p.includes(text))) parts.push(text);
+  };
   if (body && typeof body === "object") {
     const { detail, error, problems, message } = body;
+    const isCode = typeof error === "string" && /^[a-z0-9_.-]+$/.test(error);
+    if (typeof error === "string" && !isCode) add(error);          // a sentence: say it first
+    else if (error && typeof error === "object") add(error.message ?? JSON.stringify(error));
     if (typeof detail === "string") add(detail);
     else if (Array.isArray(detail)) detail.forEach((d) => add(problemText(d)));
     else if (detail && typeof detail === "object") {
-      add(detail.message ?? "");
+      add(detail.message);
       (detail.problems ?? []).forEach((d) => add(problemText(d)));
     }
-    if (typeof error === "string" && !(parts.length && /^[a-z_]+$/.test(error))) add(error);
-    else if (typeof error === "object" && error) add(error.message ?? JSON.stringify(error));
     if (typeof message === "string") add(message);
     if (Array.isArray(problems)) problems.forEach((p) => add(problemText(p)));
-    if (!parts.length && typeof error === "string") add(error);
-  } else if (typeof body === "string" && body.trim()) {
-    add(body.trim().slice(0, 500));
+    if (!parts.length && isCode) add(error.replaceAll("_", " "));   // only a code: better than nothing
+  } else if (typeof body === "string") {
+    add(body.slice(0, 500));
   }
   if (!parts.length) add(statusText || "request failed");
   return `${status ? `HTTP ${status}: ` : ""}${parts.join("\n")}`;
