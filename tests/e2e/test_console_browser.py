@@ -38,6 +38,7 @@ PHONE = {"width": 390, "height": 844}
 ANALYST = "e2e-analyst"
 JOB_TIMEOUT_S = 600
 LONG_DOC_STATEMENTS = 1000
+EXPECT_TIMEOUT_MS = 30_000
 ARTICLE = """NATO leaders meet in Vilnius this week.
 
 Several allies say Ukraine must be invited to join the alliance now, without waiting for the war to end.
@@ -71,6 +72,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     Registry(models).set_current("v1-start", "test start")
     with LiveServer(cfg, command=_serve_cmd(cfg), ready_path="/readyz") as live:
         yield live
+
+
+def expect(locator: Any) -> Any:
+    """Playwright's web-first assertions (no string eval: the pages' CSP forbids it)."""
+    from playwright.sync_api import expect as pw_expect
+
+    pw_expect.set_options(timeout=EXPECT_TIMEOUT_MS)  # a shared 2-core machine can be slow
+    return pw_expect(locator)
 
 
 @pytest.fixture(scope="module")
@@ -179,14 +188,14 @@ def test_read_correct_review_retrain_rollback(server: LiveServer, browser: Any) 
     page.keyboard.press("0")
     page.keyboard.press("4")
     page.keyboard.press("Enter")
-    page.wait_for_function("document.querySelector('#today-counter').textContent.endsWith(': 3')")
+    expect(page.locator("#today-counter")).to_have_text(re.compile(r": 3$"))
     assert _annotations(server, text=reviewed, annotator=ANALYST)["items"][0]["labels"] == ["opposition"]
 
     # annotations: filter by text, a statement's history
     page = ui.goto("/annotations")
     page.fill("#f-text", first_text[:30])
     page.click("#filter-form button[type=submit]")
-    page.wait_for_function("document.querySelector('#result-count').textContent.startsWith('1 ')")
+    expect(page.locator("#result-count")).to_have_text(re.compile(r"^1 "))
     page.click("[data-history]")
     page.wait_for_selector("#history li")
     assert ANALYST in page.locator("#history").inner_text()
@@ -227,7 +236,7 @@ def test_read_correct_review_retrain_rollback(server: LiveServer, browser: Any) 
     before = httpx.get(f"{server.url}/v1/models", timeout=30).json()["current"]
     page.click("#rollback")
     page.click("#confirm-ok")
-    page.wait_for_function("document.querySelector('#status-box').textContent.startsWith('Rolled back')")
+    expect(page.locator("#status-box")).to_have_text(re.compile(r"^Rolled back"))
     after = httpx.get(f"{server.url}/v1/models", timeout=30).json()["current"]
     assert after != before and after in ("v1-start", "v0-prev")
     assert page.locator("#model-badge").inner_text() == f"model: {after}"
@@ -268,7 +277,7 @@ def test_long_document_and_phone_width(server: LiveServer, browser: Any) -> None
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     page.fill("#text-input", text)
     page.click("#read-submit")
-    page.wait_for_function(f"document.querySelectorAll('li.st').length >= {LONG_DOC_STATEMENTS}", timeout=240_000)
+    page.locator("li.st").nth(LONG_DOC_STATEMENTS - 1).wait_for(timeout=240_000)
     t0 = time.monotonic()
     for _ in range(20):
         page.keyboard.press("j")
@@ -337,12 +346,12 @@ def test_review_and_trends_use_the_feed_endpoints_when_listed(server: LiveServer
     page.keyboard.press("Enter")
     page.fill("#token-input", TOKEN)
     page.keyboard.press("Enter")
-    page.wait_for_function("document.querySelector('#review-text').textContent.startsWith('Security')")
+    expect(page.locator("#review-text")).to_have_text(re.compile(r"^Security"))
     assert posted[0]["url"].endswith("/v1/review/s-17") and posted[0]["auth"] == f"Bearer {TOKEN}"
     assert posted[0]["body"]["annotator"] == ANALYST
     assert set(posted[0]["body"]["labels"]) == {"interim_guarantees", "opposition"}
     page.keyboard.press("s")
-    page.wait_for_function("document.querySelector('#status-box').textContent === 'Skipped.'")
+    expect(page.locator("#status-box")).to_have_text("Skipped.")
     assert posted[1]["body"] == {"skip": True, "annotator": ANALYST}
 
     page = ui.goto("/trends")
@@ -387,17 +396,21 @@ def test_error_bodies_become_words(server: LiveServer, browser: Any) -> None:
 def test_upload_a_jsonl_feed(server: LiveServer, browser: Any) -> None:
     """An uploaded JSON Lines file: one document per article, ids kept as source ids."""
     articles = [
-        {"id": "kp-101", "title": "Allies split", "text": "Some allies want Ukraine in now. Others want to wait."},
-        {"id": "kp-102", "title": "Guarantees", "text": "Bilateral guarantees will protect Ukraine until it joins."},
+        {"id": "kp-101", "title": "Allies split", "text": "Some allies want Ukraine in now. Others want to wait.",
+         "url": "https://news.example/kp-101"},
+        {"id": "kp-102", "title": "Guarantees", "text": "Bilateral guarantees will protect Ukraine until it joins.",
+         "url": "javascript:alert(1)"},
     ]
     feed = "".join(json.dumps(a) + "\n" for a in articles)
     ui = Page(browser, server.url)
     page = ui.goto("/")
     page.set_input_files("#file-input", files=[{"name": "feed.jsonl", "mimeType": "", "buffer": feed.encode()}])
     page.click("#read-submit")
-    page.wait_for_function("document.querySelectorAll('article.doc').length === 2")
+    expect(page.locator("article.doc")).to_have_count(2)
     heads = page.locator("article.doc .doc-head").all_inner_texts()
     assert "Allies split" in heads[0] and "kp-101" in heads[0]
     assert "Guarantees" in heads[1] and "kp-102" in heads[1]
     assert "2 document(s)" in page.locator("#status-box").inner_text()
+    links = page.locator("article.doc .doc-head a")
+    assert links.count() == 1 and links.get_attribute("href") == "https://news.example/kp-101"  # no javascript: link
     ui.close()

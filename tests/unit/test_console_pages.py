@@ -30,6 +30,7 @@ def test_pages_render_with_config_and_their_module(client: TestClient, path: str
     assert js.status_code == 200 and "javascript" in js.headers["content-type"]
     assert f'href="{path}" aria-current="page"' in html
     assert "cdn" not in html.lower() and "https://" not in html  # nothing fetched from outside
+    assert "script-src 'self'" in r.headers["content-security-policy"]
 
 
 def test_docs_and_openapi_stay_and_pages_are_not_in_the_schema(client: TestClient) -> None:

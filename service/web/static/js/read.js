@@ -76,7 +76,7 @@ async function addDocument(article, fallbackText) {
   section.setAttribute("aria-labelledby", `doc-${d}-title`);
   section.innerHTML = `<div class="doc-head"><h2 id="doc-${d}-title">${escapeHtml(title)}</h2>
     <span class="hint">source <code>${escapeHtml(source)}</code> · scored by model <code>${escapeHtml(doc.model_version ?? "?")}</code>
-    ${doc.url ? ` · <a href="${escapeHtml(doc.url)}" rel="noreferrer noopener" target="_blank">original</a>` : ""}</span></div>
+    ${/^https?:\/\//i.test(doc.url ?? "") ? ` · <a href="${escapeHtml(doc.url)}" rel="noreferrer noopener" target="_blank">original</a>` : ""}</span></div>
     ${summaryHtml(doc)}<ol class="statements" aria-label="Statements of ${escapeHtml(title)}"></ol>`;
   doc.el = section;
   $("#documents").append(section);
