@@ -63,7 +63,9 @@ export function bindKeys(handlers) {
     let handled = true;
     if (k === "j") handlers.next?.();
     else if (k === "k") handlers.prev?.();
-    else if (k === "Enter" && !(event.target instanceof HTMLButtonElement)) handlers.save?.();
+    // Enter saves, also right after a label was toggled with the mouse (focus on a toggle);
+    // on any other button it keeps its own meaning.
+    else if (k === "Enter" && (!(event.target instanceof HTMLButtonElement) || event.target.classList.contains("toggle"))) handlers.save?.();
     else if (k === "s" && handlers.skip) handlers.skip();
     else if (/^[0-9]$/.test(k)) handled = handlers.label?.(k) ?? false;
     else handled = false;
