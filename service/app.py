@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator, metrics
 from starlette.concurrency import run_in_threadpool
 
-from service import admin
+from service import admin, web
 from service.monitor import wiring as monitor
 from service.limits import install_error_handling
 from service.openapi_doc import document_limits
@@ -127,4 +127,5 @@ def create_app(settings: Settings, model_version: str | None = None) -> FastAPI:
     admin.install(app, settings)
     document_limits(app, settings)
     monitor.install(app, settings)
+    web.install(app, settings)
     return app

@@ -93,15 +93,21 @@ def _line(obj: dict[str, Any]) -> bytes:
 
 
 def article_result(
-    article: Article, prepared: Prepared | None, preds: list[Any], version: str, labels: list[str]
+    article: Article, prepared: Prepared | None, preds: list[Any], version: str, labels: list[str],
+    boilerplate: bool = False,
 ) -> dict[str, Any]:
-    """One article's NDJSON object: statement rows and the summary (or the item's error)."""
+    """One article's NDJSON object: statement rows and the summary (or the item's error).
+    With `boilerplate`, the skipped statements are rows too (`boilerplate`: the reason,
+    no scores), in reading order, so a reader can show the whole article."""
     if prepared is None:
         return {**article.meta(), "error": article.error}
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"index": u.index, "text": u.text, "labels": p.labels, "scores": p.scores}
         for u, p in zip(prepared.units, preds, strict=True)
     ]
+    if boilerplate and prepared.skipped:
+        rows += [{"index": s.index, "text": s.text, "boilerplate": s.reason} for s in prepared.skipped]
+        rows.sort(key=lambda row: row["index"])  # stable: window pieces keep their order
     return {
         **article.meta(),
         "model_version": version,
@@ -111,7 +117,8 @@ def article_result(
 
 
 async def stream_feed(
-    scorer: Scorer, articles: Iterator[Article], seg: SegmentationSettings, chunk_units: int
+    scorer: Scorer, articles: Iterator[Article], seg: SegmentationSettings, chunk_units: int,
+    boilerplate: bool = False,
 ) -> AsyncIterator[bytes]:
     """NDJSON, one line per article, in feed order. Segmentation of the next chunk (a
     worker thread) overlaps the model call on the current one."""
@@ -122,7 +129,7 @@ async def stream_feed(
     try:
         while chunk := await pending:
             pending = asyncio.ensure_future(run_in_threadpool(take))
-            for line in await score_chunk(scorer, chunk):
+            for line in await score_chunk(scorer, chunk, boilerplate):
                 yield line
     except Exception as exc:  # the response has started: report in the stream, then stop
         yield _line({"error": f"scoring stopped: {type(exc).__name__}: {exc}"})
@@ -130,7 +137,9 @@ async def stream_feed(
         pending.cancel()
 
 
-async def score_chunk(scorer: Scorer, chunk: list[tuple[Article, Prepared | None]]) -> list[bytes]:
+async def score_chunk(
+    scorer: Scorer, chunk: list[tuple[Article, Prepared | None]], boilerplate: bool = False
+) -> list[bytes]:
     """NDJSON lines of a chunk of articles, scored in one call. If that call fails, each
     article is scored alone, so one bad article is reported in its own line and the
     others are still scored."""
@@ -139,19 +148,21 @@ async def score_chunk(scorer: Scorer, chunk: list[tuple[Article, Prepared | None
         texts = [u.text for _, p in chunk if p for u in p.units]
         preds, version = await scorer.score_versioned(texts)
     except Exception:  # noqa: BLE001 - isolate the culprit below
-        return [line for one in chunk for line in await _score_alone(scorer, one, labels)]
+        return [line for one in chunk for line in await _score_alone(scorer, one, labels, boilerplate)]
     lines, offset = [], 0
     for article, prepared in chunk:
         n = len(prepared.units) if prepared else 0
-        lines.append(_line(article_result(article, prepared, preds[offset : offset + n], version, labels)))
+        lines.append(_line(article_result(article, prepared, preds[offset : offset + n], version, labels, boilerplate)))
         offset += n
     return lines
 
 
-async def _score_alone(scorer: Scorer, item: tuple[Article, Prepared | None], labels: list[str]) -> list[bytes]:
+async def _score_alone(
+    scorer: Scorer, item: tuple[Article, Prepared | None], labels: list[str], boilerplate: bool = False
+) -> list[bytes]:
     article, prepared = item
     try:
         preds, version = await scorer.score_versioned([u.text for u in prepared.units] if prepared else [])
     except Exception as exc:  # noqa: BLE001 - reported on the article's own line
         return [_line({**article.meta(), "error": f"scoring failed: {type(exc).__name__}: {exc}"})]
-    return [_line(article_result(article, prepared, preds, version, labels))]
+    return [_line(article_result(article, prepared, preds, version, labels, boilerplate))]

@@ -165,6 +165,9 @@ async def score_feed(
     fmt: Annotated[
         str, Query(alias="format", description=f"auto | {' | '.join(FORMAT_ALIASES)}")
     ] = "auto",
+    boilerplate: Annotated[
+        bool, Query(description="also return the skipped boilerplate statements (rows with `boilerplate`: why)")
+    ] = False,
 ) -> StreamingResponse:
     """Score a feed: RSS 2.0, Atom, JSON Lines of articles ({"id","title","text","url",
     "published"}) or plain text (articles separated by a line `---`). The format comes from
@@ -187,7 +190,7 @@ async def score_feed(
         spool.close()
         raise
     stream = pipeline.stream_feed(
-        scorer, articles, settings.segmentation, settings.service.max_call_size
+        scorer, articles, settings.segmentation, settings.service.max_call_size, boilerplate
     )
     return StreamingResponse(
         stream, media_type="application/x-ndjson", background=BackgroundTask(spool.close)

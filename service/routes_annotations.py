@@ -62,13 +62,15 @@ async def list_annotations(
     label: Annotated[str | None, Query(description="a label name, or 'none'")] = None,
     source: str | None = None,
     annotator: str | None = None,
+    text: Annotated[str | None, Query(description="a substring of the statement (case-insensitive)")] = None,
+    statement_id: Annotated[int | None, Query(ge=1, description="one statement (with view=history: its history)")] = None,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     page_size: Annotated[int | None, Query(ge=1)] = None,
 ) -> AnnotationPage:
     try:
         listed = await run_in_threadpool(
             store.list, view=view, batch=batch, label=label, source=source, annotator=annotator,
-            page=page, page_size=page_size,
+            text=text, statement_id=statement_id, page=page, page_size=page_size,
         )
     except ValueError as exc:
         raise ApiError(422, str(exc), [{"field": "label", "message": str(exc)}]) from None

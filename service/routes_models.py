@@ -3,9 +3,11 @@ Thin: logic lives in service.jobs and service.promotion."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path as FilePath
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request, status
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, status
+from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from service.auth import require_token
@@ -14,6 +16,7 @@ from service.jobs import ConfigNotFound, JobConflict, JobManager, JobNotFound
 from service.limits import ApiRoute
 from service.promotion import ModelAdmin, PromotionError, UnknownVersion
 from service.schemas_admin import JobOut, Registry, RetrainIn, RollbackIn, Switched
+from training.bundle import CARD_FILE, PLOTS_DIR
 
 router = APIRouter(prefix="/v1", tags=["models"], route_class=ApiRoute)
 JOBS_LISTED = 50
@@ -98,3 +101,31 @@ def promote(models: ModelsDep, version: str) -> Switched:
         raise ApiError(404, str(exc)) from None
     except PromotionError as exc:
         raise ApiError(409, str(exc)) from None
+
+
+def _bundle_dir(request: Request, version: str) -> FilePath:
+    models = _models(request)
+    if version not in models.registry.versions():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown model version {version!r}")
+    return models.registry.path(version)
+
+
+def card_of(path: FilePath) -> dict[str, Any]:
+    """A bundle's model card (markdown) and the names of its plots."""
+    card = path / CARD_FILE
+    plots = sorted(p.name for p in (path / PLOTS_DIR).glob("*.png")) if (path / PLOTS_DIR).is_dir() else []
+    return {"card": card.read_text(encoding="utf-8") if card.is_file() else None, "plots": plots}
+
+
+@router.get("/models/{version}/card", summary="A version's model card (markdown) and its plot names")
+def model_card(request: Request, version: str) -> dict[str, Any]:
+    return {"version": version, **card_of(_bundle_dir(request, version))}
+
+
+@router.get("/models/{version}/plots/{name}", summary="One plot of a version's model card (PNG)",
+            response_class=FileResponse)
+def model_plot(request: Request, version: str, name: str) -> FileResponse:
+    path = _bundle_dir(request, version)
+    if name not in card_of(path)["plots"]:  # only listed files: no path from the request is opened
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"{version} has no plot {name!r}")
+    return FileResponse(path / PLOTS_DIR / name, media_type="image/png")

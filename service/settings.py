@@ -93,6 +93,15 @@ class MonitorSettings(Section):
     trends_max_rows: int = Field(500_000, ge=1)  # a trend query over more buckets is refused
 
 
+class ConsoleSettings(Section):
+    """The analyst console (service/web): knobs its pages read from the HTML."""
+
+    poll_interval_ms: int = Field(1000, ge=100)  # how often the models page polls a running job
+    render_chunk: int = Field(200, ge=10)  # statements rendered per animation frame on long documents
+    review_batch: int = Field(20, ge=1)  # statements fetched per review-queue request
+    review_session_max: int = Field(2000, ge=10)  # statements of pasted documents kept for the fallback queue
+
+
 class Settings(TrainingSettingsModel):
     """Everything the service reads; a training `Settings` too, so it can be handed to
     training's functions unchanged."""
@@ -105,6 +114,7 @@ class Settings(TrainingSettingsModel):
     gate: GateSettings = GateSettings()
     jobs: JobsSettings = JobsSettings()
     monitor: MonitorSettings = MonitorSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     def store_url(self) -> str:
         return self.store.url or f"sqlite:///{self.paths.data_dir / 'annotations.db'}"

@@ -36,10 +36,20 @@ class Unit:
 
 
 @dataclass(frozen=True)
+class Skipped:
+    """A boilerplate statement: kept so a reader can show it greyed, never scored."""
+
+    text: str
+    index: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class Prepared:
     units: list[Unit]
     statements: int  # statements found in the text (content + boilerplate)
     boilerplate: int  # of which flagged as boilerplate (not scored)
+    skipped: tuple[Skipped, ...] = ()  # the boilerplate statements (feed articles only)
 
 
 class WindowSplitter:
@@ -112,7 +122,8 @@ def prepare_article(text: str, seg: SegmentationSettings, splitter: WindowSplitt
     statements = segment(text, seg)
     content = [s for s in statements if s.boilerplate is None]
     units = [Unit(piece, s.index) for s in content for piece in splitter.split(s.text)]
-    return Prepared(units, len(statements), len(statements) - len(content))
+    skipped = tuple(Skipped(s.text, s.index, s.boilerplate) for s in statements if s.boilerplate is not None)
+    return Prepared(units, len(statements), len(statements) - len(content), skipped)
 
 
 def aggregate(

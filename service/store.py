@@ -359,11 +359,15 @@ class AnnotationStore:
         label: str | None = None,
         source: str | None = None,
         annotator: str | None = None,
+        text: str | None = None,
+        statement_id: int | None = None,
         page: int = 1,
         page_size: int | None = None,
     ) -> dict[str, Any]:
         """A page of annotations. view=latest: the row that wins per statement (training
-        view); view=history: every row. `label=none` selects statements without a label."""
+        view); view=history: every row. `label=none` selects statements without a label;
+        `text` matches a substring of the statement (case-insensitive); `statement_id` picks
+        one statement (with view=history: its whole history)."""
         size = min(page_size or self.settings.store.page_size, self.settings.store.max_page_size)
         q = select(AnnotationRow, Statement.text, Batch.name).join(
             Statement, Statement.id == AnnotationRow.statement_id
@@ -378,6 +382,10 @@ class AnnotationStore:
             q = q.where(AnnotationRow.source == source)
         if annotator:
             q = q.where(AnnotationRow.annotator == annotator)
+        if text:
+            q = q.where(Statement.text.icontains(text, autoescape=True))
+        if statement_id is not None:
+            q = q.where(AnnotationRow.statement_id == statement_id)
         if label is not None:  # "" is not a label either: refused, not ignored
             if label == "none":
                 q = q.where(AnnotationRow.labels == "[]")

@@ -138,7 +138,7 @@ class LiveServer:
     """A service subprocess on loopback; `kill()` is SIGKILL (no clean shutdown)."""
 
     def __init__(self, config: Path, command: list[str] | None = None, ready_path: str = "/v1/models",
-                 log: Path | None = None, env: dict[str, str] | None = None) -> None:
+                 log: Path | None = None, env: dict[str, str] | None = None, ready_timeout: float = 120.0) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = command or [sys.executable, "-c",
@@ -150,7 +150,7 @@ class LiveServer:
         with self.log.open("wb") as fh:
             self.proc = subprocess.Popen(cmd, cwd=PROJECT, env=full_env, stdout=fh, stderr=subprocess.STDOUT,
                                          start_new_session=True)
-        self._wait_ready(ready_path)
+        self._wait_ready(ready_path, ready_timeout)
 
     def _wait_ready(self, path: str, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
