@@ -19,37 +19,17 @@ from prometheus_fastapi_instrumentator import Instrumentator, metrics
 from starlette.concurrency import run_in_threadpool
 
 from service import admin, web
-from service.monitor import wiring as monitor
+from service.monitor import mount as monitor
 from service.limits import install_error_handling
 from service.openapi_doc import document_limits
 from service.routes import FEEDS_PATH, router
 from service.scoring import Scorer, ScoringMetrics
-from training.bundle import Bundle, BundleError, load_bundle, read_meta
+from service.bundle_loader import load_served_bundle, open_bundle  # noqa: F401 - re-exported for callers
+from training.bundle import Bundle, BundleError, read_meta
 from training.registry import Registry
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def load_served_bundle(settings: Settings, version: str | None = None) -> Bundle:
-    """The registry's current bundle (or `version`), with the configured thread count.
-
-    The backend is the bundle's own default (int8 ONNX when it agreed with fp32 at
-    training time) unless the config forces `inference.backend: torch`."""
-    return open_bundle(Registry(settings.paths.models_dir).resolve(version), settings)
-
-
-def open_bundle(path: Path, settings: Settings) -> Bundle:
-    """Load a bundle folder the way the service runs it (threads, batch size, spinning)."""
-    inference = settings.inference
-    return load_bundle(
-        path,
-        inference,
-        backend="torch" if inference.backend == "torch" else None,
-        threads=inference.threads,
-        batch_size=inference.batch_size,
-        spin_wait=settings.service.spin_wait,
-    )
 
 
 def _describe(exc: Exception) -> str:

@@ -30,7 +30,7 @@ import yaml
 
 from service.scoring import score_batches
 from training.annotations import annotation_files
-from service.app import open_bundle
+from service.bundle_loader import open_bundle
 from training.bundle import MODEL_DIR, read_meta
 from training.registry import Registry
 from service.settings import Settings

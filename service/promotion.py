@@ -111,7 +111,7 @@ class ModelAdmin:
     def _load(self, version: str) -> Bundle:
         """Load a version the way the service serves it (its backend and thread settings).
         UnknownVersion when there is no such bundle, PromotionError when it is broken."""
-        from service.app import load_served_bundle
+        from service.bundle_loader import load_served_bundle
 
         if version not in self.registry.versions():
             raise UnknownVersion(f"unknown model version {version[:100]!r}")

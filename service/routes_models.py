@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, status
+from pydantic import BaseModel, Field
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -103,10 +104,15 @@ def promote(models: ModelsDep, version: str) -> Switched:
         raise ApiError(409, str(exc)) from None
 
 
-def _bundle_dir(request: Request, version: str) -> FilePath:
-    models = _models(request)
+class ModelCard(BaseModel):
+    version: str
+    card: str | None = Field(description="the bundle's model card (markdown), None if it has none")
+    plots: list[str] = Field(description="plot file names, for GET /v1/models/{version}/plots/{name}")
+
+
+def _bundle_dir(models: ModelAdmin, version: str) -> FilePath:
     if version not in models.registry.versions():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"unknown model version {version!r}")
+        raise ApiError(404, f"unknown model version {version!r}")
     return models.registry.path(version)
 
 
@@ -117,15 +123,19 @@ def card_of(path: FilePath) -> dict[str, Any]:
     return {"card": card.read_text(encoding="utf-8") if card.is_file() else None, "plots": plots}
 
 
-@router.get("/models/{version}/card", summary="A version's model card (markdown) and its plot names")
-def model_card(request: Request, version: str) -> dict[str, Any]:
-    return {"version": version, **card_of(_bundle_dir(request, version))}
+@router.get("/models/{version}/card", summary="A version's model card (markdown) and its plot names",
+            responses=responses(404, 422))
+async def model_card(models: ModelsDep, version: Annotated[str, Path(max_length=200)]) -> ModelCard:
+    return ModelCard(version=version, **card_of(_bundle_dir(models, version)))
 
 
 @router.get("/models/{version}/plots/{name}", summary="One plot of a version's model card (PNG)",
-            response_class=FileResponse)
-def model_plot(request: Request, version: str, name: str) -> FileResponse:
-    path = _bundle_dir(request, version)
+            response_class=FileResponse,
+            responses={200: {"content": {"image/png": {}}, "description": "the plot"}, **responses(404, 422)})
+async def model_plot(
+    models: ModelsDep, version: Annotated[str, Path(max_length=200)], name: Annotated[str, Path(max_length=200)]
+) -> FileResponse:
+    path = _bundle_dir(models, version)
     if name not in card_of(path)["plots"]:  # only listed files: no path from the request is opened
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"{version} has no plot {name!r}")
+        raise ApiError(404, f"{version} has no plot {name!r}")
     return FileResponse(path / PLOTS_DIR / name, media_type="image/png")

@@ -9,31 +9,8 @@ from typing import Any
 
 import typer
 
-from service.settings import Settings, load_service_settings
-from training.settings import SettingsError
-
-ConfigOpt = typer.Option(None, "--config", "-c", help="YAML layered over configs/default.yaml")
-ModelOpt = typer.Option(None, "--model", "-m", help="model version (default: the registry's current)")
-
-
-def _fail(message: str, code: int = 2) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
-
-
-def _settings(config: Path | None) -> Settings:
-    """Load the config once for this command; everything below gets it passed in."""
-    try:
-        settings = load_service_settings(config)
-    except SettingsError as exc:
-        _fail(str(exc))
-        raise  # unreachable; keeps type checkers happy
-    if not settings.service.spin_wait:
-        # torch's OpenMP threads busy-wait by default; on 2 shared cores that made the torch
-        # backend 4x slower (measured). Read once when torch loads, so set it before.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    return settings
-
+from service.cli_options import ConfigOpt, ModelOpt, _fail, _settings  # noqa: F401 - shared by the CLI modules
+from service.settings import Settings
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Connection limits from settings: idle keep-alive connections and connections that
@@ -97,7 +74,7 @@ def score(
 ) -> None:
     """Score statements or articles offline. Exit code 1 if any line or item failed
     (each reported on stderr with its line number), 2 if the input cannot be read."""
-    from service.app import load_served_bundle
+    from service.bundle_loader import load_served_bundle
     from service.feeds import FeedError
     from service.score_file import score_file
     from training.bundle import BundleError

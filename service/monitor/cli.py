@@ -12,7 +12,7 @@ import httpx
 import typer
 
 from service.monitor.subscriptions import FeedConflict, FeedInvalid, FeedNotFound, Feeds
-from service.serve_cli import ConfigOpt, ModelOpt, _fail, _settings
+from service.cli_options import ConfigOpt, ModelOpt, _fail, _settings
 
 app = typer.Typer(help="Subscribed feeds: polled by the service, scored and stored (docs/MONITORING.md)",
                   no_args_is_help=True)
@@ -74,7 +74,7 @@ def poll(
     config: Path | None = ConfigOpt,
 ) -> None:
     """Poll feeds now and print each poll record. Exit code 1 if a poll failed."""
-    from service.app import load_served_bundle
+    from service.bundle_loader import load_served_bundle
     from service.monitor.model import BundleModel
     from service.monitor.poller import ERROR, PollContext, poll_feed
     from training.bundle import BundleError

@@ -47,38 +47,3 @@ class Monitor:
         self.review = ReviewQueue(self.store, mon.review_pool, mon.review_lambda)
         self.rescorer = Rescorer(self.settings, self.db, self.model)
         self.poller = Poller(self.settings, self.db, self.model)
-
-
-def install(app: FastAPI, settings: Settings) -> None:
-    """Mount /v1/feeds, /v1/articles, /v1/trends, /v1/rescore, /v1/review; start the poller
-    with the app (after the model is loaded) when `monitor.poller` is on."""
-    from service.monitor import routes
-
-    db = open_database(settings)
-    ensure_tables(db)
-    store = getattr(app.state, "store", None) or AnnotationStore(settings, db)
-    monitor = Monitor(settings, db, store, ServiceModel(app.state.scorer))
-    app.state.monitor = monitor
-    app.include_router(routes.router)
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
-        async with inner(a) as state:
-            await asyncio.to_thread(monitor.rescorer.recover)
-            stop = asyncio.Event()
-            task = None
-            if settings.monitor.poller:
-                task = asyncio.create_task(monitor.poller.run(stop, ready=lambda: a.state.scorer.ready))
-            try:
-                yield state
-            finally:
-                stop.set()
-                if task is not None:  # a poll in progress gets a moment to finish its chunk
-                    try:
-                        await asyncio.wait_for(task, timeout=settings.monitor.tick_s * 2)
-                    except asyncio.TimeoutError:
-                        log.warning("poller stopped in the middle of a poll (its stored chunks are complete)")
-                await monitor.rescorer.shutdown()
-
-    app.router.lifespan_context = lifespan

@@ -57,7 +57,7 @@ def test_model_card_page_and_api(client: TestClient) -> None:
     assert client.get(f"/v1/models/{TINY_A}/plots/../bundle.json").status_code == 404
     assert client.get(f"/v1/models/{TINY_A}/plots/pr_x.png").status_code == 404
     missing = client.get("/models/nope/card")
-    assert missing.status_code == 404 and "unknown model version" in missing.json()["error"]
+    assert missing.status_code == 404 and "unknown model version" in missing.json()["detail"]
 
 
 def test_model_card_escapes_raw_html() -> None:
