@@ -79,10 +79,18 @@ async function audit() {
       <code>${escapeHtml(PATHS.audit)}</code>, the statements whose label the cross-validated model most doubts appear here.</p>`;
     return;
   }
-  const data = await api.audit();
-  const items = Array.isArray(data) ? data : (data.items ?? []);
-  box.innerHTML = items.length ? `<ol>${items.map((a) => `<li>${escapeHtml(a.text)} · labelled ${chipsHtml(a.labels ?? [])}
-      ${a.suggested ? ` · model suggests ${chipsHtml(a.suggested)}` : ""}${a.score != null ? ` <span class="hint">(${(+a.score).toFixed(2)})</span>` : ""}</li>`).join("")}</ol>`
+  let data;
+  try {
+    data = await api.audit();
+  } catch (err) {  // e.g. 409: the serving model has no out-of-fold scores; said in words
+    box.innerHTML = `<p class="empty">${escapeHtml(err?.message ?? String(err))}</p>`;
+    return;
+  }
+  const items = data.suspects ?? [];
+  const head = `<p class="hint">${data.n_audited} of ${data.n_annotations} annotations audited with ${escapeHtml(data.scores_from ?? "")};
+    ${data.n_flagged} flagged. Nothing is changed: correct a statement above to fix its label.</p>`;
+  box.innerHTML = items.length ? head + `<ol>${items.map((a) => `<li>${escapeHtml(a.text)} · labelled ${chipsHtml(a.labels ?? [])}
+      · model suggests ${chipsHtml(a.suggested_labels ?? [])} <span class="hint">(label quality ${(+a.quality).toFixed(2)}${a.flagged ? ", flagged" : ""})</span></li>`).join("")}</ol>`
     : `<p class="empty">No likely label errors listed.</p>`;
 }
 
