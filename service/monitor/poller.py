@@ -124,7 +124,11 @@ def _start_poll(db: Database, feed_id: int) -> tuple[Feed, int]:
         feed = s.get(Feed, feed_id)
         if feed is None:
             raise KeyError(feed_id)
-        poll = Poll(feed_id=feed_id, status=RUNNING, started_at=datetime.now(timezone.utc))
+        now = datetime.now(timezone.utc)
+        # Claimed until the poll ends (which sets the real next time): a poller that took
+        # over an expired lease meanwhile does not poll the same feed again.
+        feed.next_poll_at = now + timedelta(seconds=feed.interval_s)
+        poll = Poll(feed_id=feed_id, status=RUNNING, started_at=now)
         s.add(poll)
         s.flush()
         return feed, poll.id
@@ -226,7 +230,10 @@ class Poller:
                             for feed_id in await asyncio.to_thread(self.feeds.due, datetime.now(timezone.utc)):
                                 if stop.is_set():
                                     break
-                                result = await poll_feed(ctx, feed_id)
+                                try:
+                                    result = await poll_feed(ctx, feed_id)
+                                except KeyError:  # deleted since it was found due
+                                    continue
                                 self.polls += 1
                                 log.info("polled feed %s: %s", feed_id, result)
                     except Exception:  # the poller must outlive any one failure

@@ -52,7 +52,9 @@ def test_lease_one_holder_until_expiry(settings):
 
 def test_two_pollers_on_one_database_poll_once(settings):
     """Two pollers (as in two service processes, each with its own engine) run together:
-    only the lease holder polls, and each article is stored once."""
+    only the lease holder polls, and each article is stored once. (The lease is long here:
+    on a loaded machine one poll can outlast a short one, and expiry is tested above.)"""
+    settings = settings.with_overrides(monitor={"lease_s": 30})
     server = FeedServer().start()
     try:
         server.serve_file("/wire.xml", "wire_v1.xml")
