@@ -4,7 +4,10 @@
     `transformers.pipeline("text-classification", top_k=None)` on the same weights;
 (b) the HTTP service, started as a subprocess on 127.0.0.1, under N concurrent clients
     sending single-statement requests for T seconds: requests/s, p50/p99 latency, errors;
-(c) the service process's peak RSS.
+(c) the service process's peak RSS;
+(d) fairness: small-request latency with a large request always in flight
+    (service/bench_reliability.py);
+(e) swaps: RSS over N hot swaps of a freshly loaded bundle (service/bench_reliability.py).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +48,7 @@ RSS_SAMPLE_S = 0.05
 OFFLINE_REPEATS = 3  # passes of the project scorer over the inputs; the median pass is reported
 NAIVE_PROBE = 48  # inputs used to pick the naive pipeline's best torch thread count
 NAIVE_REPEATS = 1  # the naive pipeline is slow enough that one pass is a long, stable sample
+SWAP_RSS_SLACK_MB = 50.0  # allocator noise; a leak of one bundle per swap is far above it
 TARGETS = {"batch_vs_naive": 5.0, "batch_statements_per_s": 700.0, "http_p99_ms": 100.0}
 
 
@@ -262,6 +268,29 @@ def _batch_stats(metrics_text: str) -> dict[str, float]:
     }
 
 
+@contextmanager
+def _served(settings: Settings, bundle_path: Path) -> Iterator[int]:
+    """`stance serve` of the bundle alone on a free loopback port, until the block ends."""
+    with tempfile.TemporaryDirectory(prefix="stance-bench-") as tmp:
+        config = _temp_config(settings, bundle_path, Path(tmp))
+        port = _free_port()
+        cmd = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+               "--config", str(config), "--log-level", "warning"]
+        env = {**os.environ, "STANCE_CONFIG": str(config)}
+        with (Path(tmp) / "service.log").open("wb") as log:
+            proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+            try:
+                _wait_ready(f"http://127.0.0.1:{port}", proc, Path(tmp) / "service.log")
+                yield port
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
 def bench_http(
     settings: Settings, bundle_path: Path, texts: list[str], clients: int, seconds: float
 ) -> dict[str, Any]:
@@ -342,28 +371,3 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
             pass
         time.sleep(0.2)
     raise RuntimeError(f"the service was not ready after {READY_TIMEOUT_S:.0f} s")
-
-
-def run_bench(
-    settings: Settings, bundle_path: Path, clients: int, seconds: float, only: str = "all"
-) -> dict[str, Any]:
-    texts = seed_statements(settings)
-    out: dict[str, Any] = {
-        "model_version": str(read_meta(bundle_path)["version"]),
-        "inputs": f"{len(texts)} statements from {settings.paths.annotations_dir}",
-    }
-    met: dict[str, bool] = {}
-    if only in ("all", "offline"):
-        offline = out["offline"] = bench_offline(bundle_path, texts, settings)
-        met["batch_vs_naive"] = offline["speedup"] >= TARGETS["batch_vs_naive"]
-        met["batch_statements_per_s"] = (
-            offline["project"]["statements_per_s"] >= TARGETS["batch_statements_per_s"]
-        )
-    if only in ("all", "http"):
-        http = out["http"] = bench_http(settings, bundle_path, texts, clients, seconds)
-        met["http_p99_ms"] = http["latency_ms"]["p99"] < TARGETS["http_p99_ms"]
-        met["http_zero_errors"] = http["errors"] == 0
-    out["machine"] = {"cpus": os.cpu_count(), "load_avg_1m_at_end": round(os.getloadavg()[0], 2)}
-    out["targets"] = TARGETS
-    out["met"] = met
-    return out

@@ -54,6 +54,13 @@ def patch(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
             "anyOf": [{"enum": available_configs(settings.configs_dir)}, {"type": "null"}],
             "description": "configs/<name>.yaml to layer on the service's config, e.g. 'fast'",
         }
+    # Every validation error leaves the app in the one error shape (limits.install_error_handling),
+    # whichever router declared the operation: document it so.
+    for ops in spec.get("paths", {}).values():
+        for op in ops.values():
+            invalid = op.get("responses", {}).get("422", {}).get("content", {}).get("application/json", {})
+            if invalid.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
+                invalid["schema"] = {"$ref": "#/components/schemas/ErrorBody"}
     listing = spec.get("paths", {}).get("/v1/annotations", {}).get("get", {})
     for param in listing.get("parameters", []):
         if param.get("name") == "label":

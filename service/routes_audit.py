@@ -6,16 +6,48 @@ import json
 from typing import Literal
 
 import anyio
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from pydantic import BaseModel, Field
+
+from service.limits import ApiRoute
 from service.audit import AuditUnavailable, run_audit
+from service.errors import ApiError, responses
 from training.audit import label_studio_tasks
 
-router = APIRouter(prefix="/v1", tags=["annotations"])
+router = APIRouter(prefix="/v1", tags=["annotations"], route_class=ApiRoute)
 
 
-@router.get("/annotations/audit", summary="Likely label errors, likeliest first (cleanlab on out-of-fold scores)")
+class SuspectOut(BaseModel):
+    rank: int
+    text: str
+    source: str
+    labels: list[str] = Field(description="the current labels ([] = none)")
+    suggested_labels: list[str] = Field(description="what the out-of-fold scores say")
+    scores: dict[str, float]
+    quality: float = Field(description="cleanlab's label quality score: low = likely wrong")
+    flagged: bool = Field(description="in cleanlab's set of likely label issues")
+
+
+class AuditOut(BaseModel):
+    scores_from: str
+    model_version: str | None
+    n_annotations: int
+    n_audited: int
+    n_flagged: int
+    note: str
+    suspects: list[SuspectOut]
+
+
+@router.get(
+    "/annotations/audit", summary="Likely label errors, likeliest first (cleanlab on out-of-fold scores)",
+    response_model=AuditOut,
+    responses={
+        200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
+        **responses(409, 422),
+    },
+)
 async def annotations_audit(
     request: Request,
     scores: Literal["bundle", "tfidf"] = "bundle",
@@ -28,7 +60,7 @@ async def annotations_audit(
     try:
         report = await anyio.to_thread.run_sync(run_audit, settings, store, scores)
     except AuditUnavailable as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+        raise ApiError(409, str(exc)) from None
     if format == "jsonl":
         body = "".join(json.dumps(s.to_json(), ensure_ascii=False) + "\n" for s in report.suspects[:limit])
         return Response(body, media_type="application/x-ndjson")

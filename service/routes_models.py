@@ -131,7 +131,8 @@ async def model_card(models: ModelsDep, version: Annotated[str, Path(max_length=
 
 @router.get("/models/{version}/plots/{name}", summary="One plot of a version's model card (PNG)",
             response_class=FileResponse,
-            responses={200: {"content": {"image/png": {}}, "description": "the plot"}, **responses(404, 422)})
+            responses={200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+                             "description": "the plot"}, **responses(404, 422)})
 async def model_plot(
     models: ModelsDep, version: Annotated[str, Path(max_length=200)], name: Annotated[str, Path(max_length=200)]
 ) -> FileResponse:

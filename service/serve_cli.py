@@ -101,7 +101,7 @@ def score(
         raise typer.Exit(1)
 
 
-BENCH_PARTS = ("all", "offline", "http")
+BENCH_PARTS = ("all", "offline", "http", "fairness", "swaps")
 
 
 def bench(
@@ -110,12 +110,13 @@ def bench(
     clients: int = typer.Option(16, help="concurrent HTTP clients"),
     seconds: float = typer.Option(20.0, help="duration of the HTTP load test"),
     output: Path | None = typer.Option(None, "--output", "-o", help="also write the JSON here"),
-    only: str = typer.Option("all", help="all | offline | http (tuning runs)"),
+    only: str = typer.Option("all", help="all | offline | http | fairness | swaps"),
+    swaps: int = typer.Option(50, help="hot swaps measured by the swaps part"),
     config: Path | None = ConfigOpt,
 ) -> None:
     """Measure offline throughput (vs a plain transformers pipeline), HTTP latency under
     concurrent clients, and the service's peak memory. Prints JSON."""
-    from service.bench import run_bench
+    from service.bench_run import run_bench
     from training.bundle import BundleError
     from training.registry import Registry
 
@@ -126,7 +127,7 @@ def bench(
         path = bundle_path or Registry(settings.paths.models_dir).resolve(model)
     except BundleError as exc:
         _fail(str(exc))
-    result = run_bench(settings, Path(path), clients=clients, seconds=seconds, only=only)
+    result = run_bench(settings, Path(path), clients=clients, seconds=seconds, only=only, swaps=swaps)
     text = json.dumps(result, indent=2)
     typer.echo(text)
     if output:

@@ -11,6 +11,8 @@ import httpx
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
 
+from service.errors import responses
+from service.limits import ApiRoute
 from service.auth import require_token
 from service.monitor import articles as articles_repo
 from service.monitor import trends
@@ -33,7 +35,7 @@ from service.monitor.schemas import (
 from service.monitor.subscriptions import FeedConflict, FeedInvalid, FeedNotFound
 from service.monitor.wiring import Monitor
 
-router = APIRouter(prefix="/v1", tags=["monitoring"])
+router = APIRouter(prefix="/v1", tags=["monitoring"], route_class=ApiRoute)
 Token = [Depends(require_token)]
 POLLS_LISTED = 20
 ARTICLES_PAGE = 50
@@ -57,6 +59,7 @@ def _ready(request: Request) -> None:
 
 
 @router.post("/feeds", status_code=status.HTTP_201_CREATED, dependencies=Token, response_model=FeedOut,
+             responses=responses(401, 403, 409, 422, 503),
              summary="Subscribe to a feed (polled by the service)")
 def create_feed(request: Request, body: FeedIn) -> dict[str, Any]:
     try:
@@ -81,6 +84,7 @@ def get_feed(request: Request, feed_id: int) -> dict[str, Any]:
 
 
 @router.patch("/feeds/{feed_id}", response_model=FeedOut, dependencies=Token,
+              responses=responses(401, 403, 404, 409, 422, 503),
               summary="Change name, outlet, URL, interval, format or enabled")
 def patch_feed(request: Request, feed_id: int, body: FeedPatch) -> dict[str, Any]:
     try:
@@ -94,6 +98,7 @@ def patch_feed(request: Request, feed_id: int, body: FeedPatch) -> dict[str, Any
 
 
 @router.delete("/feeds/{feed_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=Token,
+               responses=responses(401, 403, 404, 422, 503),
                summary="Unsubscribe (stored articles stay, so the outlet's trends keep their history)")
 def delete_feed(request: Request, feed_id: int) -> Response:
     try:
@@ -112,6 +117,7 @@ def list_polls(request: Request, feed_id: int, limit: int = Query(POLLS_LISTED, 
 
 
 @router.post("/feeds/{feed_id}/poll", response_model=PollOut, dependencies=Token,
+             responses=responses(401, 403, 404, 422, 503),
              summary="Poll a feed now (whatever its schedule); returns the poll record")
 async def poll_now(request: Request, feed_id: int) -> dict[str, Any]:
     mon = _mon(request)
@@ -180,6 +186,7 @@ def get_trends(
 
 
 @router.post("/rescore", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut, dependencies=Token,
+             responses=responses(401, 403, 409, 422, 503),
              summary="Re-score stored statements with the current model (a job; see GET /v1/jobs/{id})")
 async def rescore(request: Request) -> dict[str, Any]:
     _ready(request)
@@ -212,6 +219,7 @@ async def review_next(
 
 
 @router.post("/review/{statement_id}", response_model=ReviewResult, dependencies=Token,
+             responses=responses(401, 403, 404, 422, 503),
              summary="Answer a proposed statement: labels (stored as an annotation) or skip")
 def review_answer(request: Request, statement_id: int, body: ReviewAnswer) -> dict[str, Any]:
     review = _mon(request).review
