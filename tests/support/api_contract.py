@@ -34,7 +34,7 @@ CLI_TIMEOUT_S = 1800
 
 def prepare(root: Path) -> Path:
     """A registry of two tiny bundles (the first current) and a config using it."""
-    from tiny import make_tiny_bundle
+    from tests.support.tiny import make_tiny_bundle
 
     from training.registry import Registry
 
