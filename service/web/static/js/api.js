@@ -17,10 +17,11 @@ export const PATHS = {
   models: "/v1/models",
   promote: (v) => `/v1/models/${encodeURIComponent(v)}/promote`,
   rollback: "/v1/models/rollback",
-  reviewNext: "/v1/review/next",          // issue 11 (feed monitoring); fallback when absent
+  reviewNext: "/v1/review/next",          // feed monitoring (service/monitor); fallback when absent
   review: (id) => `/v1/review/${encodeURIComponent(id)}`,
-  reviewTemplate: "/v1/review/{id}",
-  trends: "/v1/trends",                   // issue 11; explanatory empty state when absent
+  reviewTemplate: "/v1/review/{statement_id}", // as the OpenAPI spec names the path
+  article: (id) => `/v1/articles/${encodeURIComponent(id)}`,
+  trends: "/v1/trends",                   // feed monitoring; explanatory empty state when absent
 };
 
 const TOKEN_KEY = "stance.apiToken";
@@ -191,36 +192,44 @@ export const api = {
     if (buffer.trim()) onArticle(JSON.parse(buffer));
   },
 
-  /** The review queue of issue 11: a list of {id, text, context, scores, ...}. */
+  /** Stored article with its statements (GET /v1/articles/{id}: ArticleOut). */
+  article: (id) => get(PATHS.article(id)),
+
+  /** The review queue (GET /v1/review/next: ReviewNext {model_version, strategy, items:
+   * [ReviewItem {id, text, outlet, article_id, title, url, published_at, scores, labels,
+   * uncertainty, model_version}]}), as the page's items. */
   async reviewNext(n) {
     const data = await get(PATHS.reviewNext, { n });
-    const items = Array.isArray(data) ? data : (data.items ?? data.statements ?? []);
-    return items.map((it) => ({
-      id: it.id ?? it.statement_id,
+    return data.items.map((it) => ({
+      id: it.id,
       text: it.text,
-      context: it.context ?? it.article ?? null,
-      scores: it.scores ?? {},
-      labels: it.labels ?? it.predicted ?? null, // null: judged from scores and thresholds
-      source: it.source ?? it.article?.id ?? null,
+      context: { title: it.title, outlet: it.outlet, published: it.published_at, url: it.url },
+      articleId: it.article_id,
+      scores: it.scores,
+      labels: it.labels,
+      uncertainty: it.uncertainty,
+      version: it.model_version ?? data.model_version,
     }));
   },
+  /** POST /v1/review/{id}: ReviewAnswer is either {labels} ([] = no stance) or {skip: true}. */
   reviewSave: (id, labels, annotator) => post(PATHS.review(id), { labels, annotator }),
   reviewSkip: (id, annotator) => post(PATHS.review(id), { skip: true, annotator }),
 
-  /** Trend rows of issue 11, flattened to {bucket, outlet, share, lo, hi, statements, articles, versions}. */
+  /** GET /v1/trends (TrendsOut {bucket, from, to, labels, interval, share_of, model_versions:
+   * [{version, statements}], rows: [TrendRow {outlet, bucket_start, articles, statements,
+   * stance_articles, stance_statements, labels: {name: {statements, articles, share, low, high}}}]})
+   * for one label, flattened to {rows: [{bucket, outlet, share, lo, hi, labelStatements,
+   * stanceStatements, statements, articles}], versions: [{version, statements}]}. */
   async trends(query, label) {
-    const data = await get(PATHS.trends, query);
-    const rows = Array.isArray(data) ? data : (data.rows ?? data.buckets ?? data.items ?? []);
-    return rows.map((r) => {
-      const share = r.shares?.[label] ?? r.label_shares?.[label] ?? r.share ?? null;
-      const ci = r.intervals?.[label] ?? r.ci?.[label] ?? r.interval ?? [r.lo ?? null, r.hi ?? null];
-      const lo = Array.isArray(ci) ? ci[0] : ci?.lo ?? ci?.low ?? null;
-      const hi = Array.isArray(ci) ? ci[1] : ci?.hi ?? ci?.high ?? null;
+    const data = await get(PATHS.trends, { ...query, label });
+    const rows = data.rows.map((r) => {
+      const cell = r.labels[label] ?? {};
       return {
-        bucket: r.bucket ?? r.start ?? r.date ?? r.period, outlet: r.outlet ?? "all",
-        share, lo, hi, statements: r.statements ?? r.n_statements ?? null, articles: r.articles ?? r.n_articles ?? null,
-        versions: r.model_versions ?? r.versions ?? [],
+        bucket: r.bucket_start, outlet: r.outlet, share: cell.share ?? null, lo: cell.low ?? null, hi: cell.high ?? null,
+        labelStatements: cell.statements ?? null, stanceStatements: r.stance_statements,
+        statements: r.statements, articles: r.articles,
       };
     });
+    return { rows, versions: data.model_versions };
   },
 };

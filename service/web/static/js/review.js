@@ -2,7 +2,7 @@
 // skip. The queue is the feed-monitoring queue (GET /v1/review/next) when the service has
 // it, else the statements of documents read in this tab that the model is least sure of.
 import { api, hasEndpoint, PATHS } from "./api.js";
-import { $, CONFIG, LABELS, MODEL, analyst, chipsHtml, escapeHtml, guard, labelName, loadModel, renderLegend, showStatus } from "./common.js";
+import { $, CONFIG, LABELS, MODEL, analyst, chipsHtml, escapeHtml, fmtDate, guard, labelName, loadModel, renderLegend, showStatus } from "./common.js";
 import { applyLabelKey, bindKeys, editorHtml, markDone, saveAnnotation, scoresHtml, sessionQueue, toggleFromButton } from "./annotate.js";
 
 let queue = [];
@@ -12,24 +12,26 @@ let savedToday = 0;
 
 function today() { return new Date().toISOString().slice(0, 10); }
 
+// Today's batches (UTC days, as the service names them): corrections posted to
+// /v1/annotations go to api-DAY, answers to the feed queue to review-DAY.
+const TODAY_BATCHES = ["api-", "review-"];
+
 async function countToday() {
   let name;
   try { name = analyst(); } catch { $("#today-counter").textContent = "Annotations today: enter your name to count them"; return; }
-  const data = await api.annotations({ view: "history", annotator: name, batch: `api-${today()}`, page_size: 1 });
-  savedToday = data.total;
+  const pages = await Promise.all(TODAY_BATCHES.map((prefix) =>
+    api.annotations({ view: "history", annotator: name, batch: `${prefix}${today()}`, page_size: 1 })));
+  savedToday = pages.reduce((sum, data) => sum + data.total, 0);
   $("#today-counter").textContent = `Annotations today (${name}): ${savedToday}`;
 }
 
 function contextHtml(item) {
   if (live) {
     const c = item.context;
-    if (!c) return "";
-    if (typeof c === "string") return `<p class="context">${escapeHtml(c)}</p>`;
-    const title = c.title ? `<p class="context"><strong>${escapeHtml(c.title)}</strong>${c.outlet ? ` · ${escapeHtml(c.outlet)}` : ""}${c.published ? ` · ${escapeHtml(c.published)}` : ""}</p>` : "";
-    const before = c.before ?? c.previous ?? null;
-    const after = c.after ?? c.next ?? null;
-    return title + (before ? `<p class="context">… ${escapeHtml(before)}</p>` : "") + (after ? `<p class="context after">${escapeHtml(after)} …</p>` : "")
-      + (c.text && !before && !after ? `<p class="context">${escapeHtml(String(c.text).slice(0, 600))}…</p>` : "");
+    const link = /^https?:\/\//i.test(c.url ?? "") ? ` · <a href="${escapeHtml(c.url)}" rel="noreferrer noopener" target="_blank">original</a>` : "";
+    return `<p class="context">${c.title ? `<strong>${escapeHtml(c.title)}</strong> · ` : ""}${escapeHtml(c.outlet)} · ${escapeHtml(fmtDate(c.published))}${link}</p>`
+      + (c.before ? `<p class="context">… ${escapeHtml(c.before)}</p>` : "")
+      + (c.missing ? `<p class="hint">No surrounding sentences: ${escapeHtml(c.missing)}</p>` : "");
   }
   return (item.title ? `<p class="context"><strong>${escapeHtml(item.title.slice(0, 160))}</strong></p>` : "")
     + (item.before ? `<p class="context">… ${escapeHtml(item.before)}</p>` : "");
@@ -47,7 +49,8 @@ function render() {
   const item = queue[pos];
   item.labels ??= LABELS.filter((l) => (item.scores?.[l] ?? 0) >= (MODEL?.thresholds?.[l] ?? 0.5));
   item.draft ??= new Set(item.labels);
-  const after = live ? "" : (item.after ? `<p class="context after">${escapeHtml(item.after)} …</p>` : "");
+  const following = live ? item.context.after : item.after;
+  const after = following ? `<p class="context after">${escapeHtml(following)} …</p>` : "";
   card.innerHTML = `<p class="hint">Statement ${pos + 1} of ${queue.length} · the model says ${chipsHtml(item.labels)}
       ${item.version ? ` (model <code>${escapeHtml(item.version)}</code>)` : ""}${item.saved ? ' · <span class="saved">✓ saved</span>' : ""}</p>
     ${contextHtml(item)}
@@ -55,11 +58,29 @@ function render() {
     ${scoresHtml(item.scores, MODEL?.thresholds)}${editorHtml(item.draft, "Save and next")}`;
 }
 
+/** The sentences before and after each queued statement, from its stored article (the
+ * queue names the article, not the neighbours). One request per article. */
+async function addNeighbours(items) {
+  const ids = [...new Set(items.map((it) => it.articleId))];
+  const articles = new Map(await Promise.all(ids.map(async (id) => {
+    try { return [id, await api.article(id)]; } catch (err) { return [id, err]; }
+  })));
+  for (const item of items) {
+    const article = articles.get(item.articleId);
+    if (article instanceof Error) { item.context.missing = article.message; continue; }
+    const content = article.statements.filter((st) => !st.boilerplate).sort((a, b) => a.position - b.position);
+    const at = content.findIndex((st) => st.id === item.id);
+    item.context.before = at > 0 ? content[at - 1].text : null;
+    item.context.after = at >= 0 && at < content.length - 1 ? content[at + 1].text : null;
+  }
+}
+
 async function load() {
   live = await hasEndpoint(PATHS.reviewNext) && await hasEndpoint(PATHS.reviewTemplate, "post");
   if (live) {
     $("#queue-source").textContent = "Queue: stored statements from the monitored feeds, chosen by uncertainty and diversity.";
     queue = await api.reviewNext(CONFIG.console.review_batch);
+    await addNeighbours(queue);
   } else {
     $("#queue-source").textContent = "Queue: statements of the documents read in this tab, least sure first (closest to a label threshold). "
       + "The service's feed queue appears here once it is available.";

@@ -8,6 +8,7 @@ const W = 900, H = 360, PAD = { l: 56, r: 16, t: 16, b: 48 };
 const SERIES = ["#0072b2", "#b36b00", "#007a5a", "#a5487f", "#56b4e9", "#d55e00", "#333333"];
 const DASHES = ["", "6 3", "2 3", "8 3 2 3", "1 2", "10 4", "4 4"];
 let rows = [];
+let versions = []; // [{version, statements}]: the model versions whose scores the figures sum
 
 function emptyState(html) {
   $("#trend-chart").innerHTML = `<div class="empty">${html}</div>`;
@@ -43,7 +44,7 @@ function chart(label) {
       band.forEach((r) => { svg += `<line x1="${x(r.bucket)}" x2="${x(r.bucket)}" y1="${y(r.lo)}" y2="${y(r.hi)}" stroke="${colour}" opacity="0.6"/>`; });
     }
     svg += `<polyline points="${pts.map((r) => `${x(r.bucket)},${y(r.share)}`).join(" ")}" fill="none" stroke="${colour}" stroke-width="2" stroke-dasharray="${DASHES[k % DASHES.length]}"/>`;
-    pts.forEach((r) => { svg += `<circle cx="${x(r.bucket)}" cy="${y(r.share)}" r="3" fill="${colour}"><title>${escapeHtml(o)} ${escapeHtml(r.bucket)}: ${pct(r.share)} (${pct(r.lo)}–${pct(r.hi)}), ${r.statements ?? "?"} statements</title></circle>`; });
+    pts.forEach((r) => { svg += `<circle cx="${x(r.bucket)}" cy="${y(r.share)}" r="3" fill="${colour}"><title>${escapeHtml(o)} ${escapeHtml(r.bucket)}: ${pct(r.share)} (${pct(r.lo)}–${pct(r.hi)}), ${r.labelStatements ?? "?"} of ${r.stanceStatements ?? "?"} stance-bearing statements</title></circle>`; });
     svg += `<g transform="translate(${PAD.l + (k % 4) * 210},${H - 14})"><line x1="0" x2="24" y1="-4" y2="-4" stroke="${colour}" stroke-width="2" stroke-dasharray="${DASHES[k % DASHES.length]}"/><text x="30" y="0" font-size="12">${escapeHtml(o)}</text></g>`;
   });
   $("#trend-chart").innerHTML = svg + "</svg>";
@@ -51,16 +52,19 @@ function chart(label) {
 
 function table() {
   $("#trend-table").innerHTML = `<div class="table-wrap"><table class="results"><caption class="sr-only">Trend figures</caption>
-    <thead><tr><th scope="col">Bucket</th><th scope="col">Outlet</th><th scope="col">Share</th><th scope="col">95% interval</th><th scope="col">Statements</th><th scope="col">Articles</th><th scope="col">Model versions</th></tr></thead>
+    <thead><tr><th scope="col">Bucket</th><th scope="col">Outlet</th><th scope="col">Share</th><th scope="col">95% interval</th><th scope="col">With the label</th><th scope="col">Stance-bearing statements</th><th scope="col">Statements</th><th scope="col">Articles</th></tr></thead>
     <tbody>${rows.map((r) => `<tr><td>${escapeHtml(r.bucket)}</td><td>${escapeHtml(r.outlet)}</td><td>${pct(r.share)}</td><td>${pct(r.lo)} – ${pct(r.hi)}</td>
-      <td>${r.statements ?? "–"}</td><td>${r.articles ?? "–"}</td><td>${escapeHtml([].concat(r.versions).join(", "))}</td></tr>`).join("")}</tbody></table></div>`;
+      <td>${r.labelStatements ?? "–"}</td><td>${r.stanceStatements ?? "–"}</td><td>${r.statements ?? "–"}</td><td>${r.articles ?? "–"}</td></tr>`).join("")}</tbody></table></div>
+    <p class="hint" id="trend-versions">Model versions in these figures: ${versions.length
+      ? versions.map((v) => `<code>${escapeHtml(v.version)}</code> (${v.statements} statements)`).join(", ") : "none"}</p>`;
 }
 
 function csv() {
   const label = $("#t-label").value;
   const quote = (v) => `"${String(v ?? "").replaceAll('"', '""')}"`;
-  const lines = [["bucket", "outlet", "label", "share", "ci_low", "ci_high", "statements", "articles", "model_versions"].join(",")];
-  for (const r of rows) lines.push([r.bucket, r.outlet, label, r.share, r.lo, r.hi, r.statements, r.articles, [].concat(r.versions).join(" ")].map(quote).join(","));
+  const lines = [["bucket", "outlet", "label", "share", "ci_low", "ci_high", "label_statements", "stance_statements", "statements", "articles", "model_versions"].join(",")];
+  const models = versions.map((v) => v.version).join(" ");
+  for (const r of rows) lines.push([r.bucket, r.outlet, label, r.share, r.lo, r.hi, r.labelStatements, r.stanceStatements, r.statements, r.articles, models].map(quote).join(","));
   const link = document.createElement("a");
   link.href = URL.createObjectURL(new Blob([lines.join("\n") + "\n"], { type: "text/csv" }));
   link.download = `trends-${label}-${$("#t-bucket").value}.csv`;
@@ -78,7 +82,7 @@ async function show() {
   }
   const form = Object.fromEntries(new FormData($("#trend-form")).entries());
   const label = form.label || LABELS[0];
-  rows = await api.trends(form, label);
+  ({ rows, versions } = await api.trends(form, label));
   if (!rows.length) { emptyState("No statements in this range: widen the dates or clear the outlet filter."); return; }
   chart(label);
   table();
