@@ -1,5 +1,5 @@
 """The monitoring flow on PostgreSQL: poll, dedup, trends, review, re-score. Runs only when
-STANCE_TEST_POSTGRES_URL names an empty scratch database, e.g.
+STANCE_TEST_PG_URL names an empty scratch database, e.g.
 postgresql+psycopg://postgres@127.0.0.1:5433/stance_test (its tables are dropped after)."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from tests.support.monitor import AUTH, TOKEN, FeedServer
 from tests.support import project_settings
 
-URL = os.environ.get("STANCE_TEST_POSTGRES_URL")
-pytestmark = pytest.mark.skipif(not URL, reason="set STANCE_TEST_POSTGRES_URL to run on PostgreSQL")
+URL = os.environ.get("STANCE_TEST_PG_URL")
+pytestmark = pytest.mark.skipif(not URL, reason="set STANCE_TEST_PG_URL to run on PostgreSQL")
 
 
 def test_monitoring_on_postgres(tiny_registry, tmp_path, monkeypatch):
