@@ -47,8 +47,11 @@ def run_audit(settings: Settings, store: AnnotationStore, scores: ScoreSource = 
     if scores == "tfidf":
         if len({a.source for a in annotations}) < 2:
             raise AuditUnavailable("the TF-IDF audit needs annotations from at least 2 source documents")
-        probs = tfidf_out_of_fold(annotations, labels, settings.training.n_folds, settings.training.seed)
-        suspects = rank_suspects(annotations, probs, labels, [0.5] * len(labels))
+        try:
+            probs = tfidf_out_of_fold(annotations, labels, settings.training.n_folds, settings.training.seed)
+            suspects = rank_suspects(annotations, probs, labels, [0.5] * len(labels))
+        except ValueError as exc:  # too few documents or labels for grouped folds or cleanlab
+            raise AuditUnavailable(f"too little annotated data for a TF-IDF audit: {exc}") from None
         return AuditReport("tfidf out-of-fold (grouped CV on the store)", None, len(annotations), len(annotations), suspects)
     registry = Registry(settings.paths.models_dir)
     try:

@@ -190,8 +190,11 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 def _allowed_methods(request: Request) -> str:
     """Every documented method at this path (Starlette's 405 names only the first
     route's), as the Allow header must list them all."""
+    paths = request.app.openapi().get("paths", {})
+    if request.url.path in paths:  # a literal path wins over a template it also fits (/v1/feeds/score)
+        return ", ".join(sorted(method.upper() for method in paths[request.url.path]))
     methods: set[str] = set()
-    for template, operations in request.app.openapi().get("paths", {}).items():
+    for template, operations in paths.items():
         if re.fullmatch(re.sub(r"\{[^/]+\}", "[^/]+", template), request.url.path):
             methods |= {method.upper() for method in operations}
     return ", ".join(sorted(methods))

@@ -61,6 +61,19 @@ def patch(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
             invalid = op.get("responses", {}).get("422", {}).get("content", {}).get("application/json", {})
             if invalid.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
                 invalid["schema"] = {"$ref": "#/components/schemas/ErrorBody"}
+    for name in ("FeedIn", "FeedPatch"):  # the floor comes from settings, not from the model
+        interval = schemas.get(name, {}).get("properties", {}).get("interval_s")
+        if interval is not None:
+            interval["anyOf"] = [{"type": "integer", "minimum": settings.monitor.min_interval_s}, {"type": "null"}]
+    trends = spec.get("paths", {}).get("/v1/trends", {}).get("get", {})
+    for param in trends.get("parameters", []):
+        if param.get("name") == "label":
+            param["schema"] = {"type": "array", "items": {"enum": list(settings.labels)},
+                               "description": "repeat for several; none = every label"}
+    review = spec.get("paths", {}).get("/v1/review/next", {}).get("get", {})
+    for param in review.get("parameters", []):
+        if param.get("name") == "n":
+            param["schema"] = {"type": "integer", "minimum": 1, "maximum": settings.monitor.review_max_n, "default": 20}
     listing = spec.get("paths", {}).get("/v1/annotations", {}).get("get", {})
     for param in listing.get("parameters", []):
         if param.get("name") == "label":

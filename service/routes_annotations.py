@@ -63,7 +63,9 @@ async def list_annotations(
     source: str | None = None,
     annotator: str | None = None,
     text: Annotated[str | None, Query(description="a substring of the statement (case-insensitive)")] = None,
-    statement_id: Annotated[int | None, Query(ge=1, description="one statement (with view=history: its history)")] = None,
+    statement_id: Annotated[
+        int | None, Query(ge=1, le=MAX_PAGE, description="one statement (with view=history: its history)")
+    ] = None,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     page_size: Annotated[int | None, Query(ge=1)] = None,
 ) -> AnnotationPage:

@@ -161,7 +161,12 @@ async def poll_feed(ctx: PollContext, feed_id: int) -> dict[str, Any]:
     feed, poll_id = await asyncio.to_thread(_start_poll, ctx.db, feed_id)
     mon = ctx.settings.monitor
     out, items = ChunkOutcome(), 0
-    res = await fetch(ctx.client, feed.url, mon, feed.etag, feed.last_modified)
+    try:
+        res = await fetch(ctx.client, feed.url, mon, feed.etag, feed.last_modified)
+    except Exception as exc:  # noqa: BLE001 - e.g. a URL httpx cannot even build: recorded, never a 500
+        log.warning("fetch of feed %s failed: %s", feed.id, exc)
+        return await asyncio.to_thread(_finish_poll, ctx, feed, poll_id, ERROR, None, out, 0,
+                                       f"{type(exc).__name__}: {exc}", None)
     if res.error:
         return await asyncio.to_thread(_finish_poll, ctx, feed, poll_id, ERROR, res.status, out, 0, res.error, None)
     if res.not_modified:

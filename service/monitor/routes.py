@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import re
+
 import asyncio
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import httpx
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from pydantic import BeforeValidator
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
 
 from service.errors import responses
@@ -36,6 +39,22 @@ from service.monitor.subscriptions import FeedConflict, FeedInvalid, FeedNotFoun
 from service.monitor.wiring import Monitor
 
 router = APIRouter(prefix="/v1", tags=["monitoring"], route_class=ApiRoute)
+MAX_ID = 2**31  # ids and pages above this cannot exist (and would overflow SQLite's integers)
+FeedId = Annotated[int, Path(ge=1, le=MAX_ID)]
+ArticleId = Annotated[int, Path(ge=1, le=MAX_ID)]
+StatementId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _iso_day(value: Any) -> Any:
+    """Only YYYY-MM-DD: pydantic would also read '0' as a Unix timestamp (1970-01-01)."""
+    if isinstance(value, str) and not _ISO_DAY.match(value):
+        raise ValueError("a day as YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_day)]
 Token = [Depends(require_token)]
 POLLS_LISTED = 20
 ARTICLES_PAGE = 50
@@ -59,7 +78,7 @@ def _ready(request: Request) -> None:
 
 
 @router.post("/feeds", status_code=status.HTTP_201_CREATED, dependencies=Token, response_model=FeedOut,
-             responses=responses(401, 403, 409, 422, 503),
+             responses=responses(400, 401, 403, 409, 422, 503),
              summary="Subscribe to a feed (polled by the service)")
 def create_feed(request: Request, body: FeedIn) -> dict[str, Any]:
     try:
@@ -75,18 +94,18 @@ def list_feeds(request: Request) -> list[dict[str, Any]]:
     return _mon(request).feeds.list()
 
 
-@router.get("/feeds/{feed_id}", response_model=FeedOut, summary="One feed")
-def get_feed(request: Request, feed_id: int) -> dict[str, Any]:
+@router.get("/feeds/{feed_id:int}", response_model=FeedOut, responses=responses(404, 422), summary="One feed")
+def get_feed(request: Request, feed_id: FeedId) -> dict[str, Any]:
     try:
         return _mon(request).feeds.get(feed_id)
     except FeedNotFound:
         raise _not_found(feed_id) from None
 
 
-@router.patch("/feeds/{feed_id}", response_model=FeedOut, dependencies=Token,
-              responses=responses(401, 403, 404, 409, 422, 503),
+@router.patch("/feeds/{feed_id:int}", response_model=FeedOut, dependencies=Token,
+              responses=responses(400, 401, 403, 404, 409, 422, 503),
               summary="Change name, outlet, URL, interval, format or enabled")
-def patch_feed(request: Request, feed_id: int, body: FeedPatch) -> dict[str, Any]:
+def patch_feed(request: Request, feed_id: FeedId, body: FeedPatch) -> dict[str, Any]:
     try:
         return _mon(request).feeds.update(feed_id, **body.model_dump(exclude_unset=True))
     except FeedNotFound:
@@ -97,10 +116,10 @@ def patch_feed(request: Request, feed_id: int, body: FeedPatch) -> dict[str, Any
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
 
 
-@router.delete("/feeds/{feed_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=Token,
+@router.delete("/feeds/{feed_id:int}", status_code=status.HTTP_204_NO_CONTENT, dependencies=Token,
                responses=responses(401, 403, 404, 422, 503),
                summary="Unsubscribe (stored articles stay, so the outlet's trends keep their history)")
-def delete_feed(request: Request, feed_id: int) -> Response:
+def delete_feed(request: Request, feed_id: FeedId) -> Response:
     try:
         _mon(request).feeds.delete(feed_id)
     except FeedNotFound:
@@ -108,18 +127,19 @@ def delete_feed(request: Request, feed_id: int) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/feeds/{feed_id}/polls", response_model=list[PollOut], summary="Recent polls of a feed, newest first")
-def list_polls(request: Request, feed_id: int, limit: int = Query(POLLS_LISTED, ge=1, le=1000)) -> list[dict[str, Any]]:
+@router.get("/feeds/{feed_id:int}/polls", response_model=list[PollOut], responses=responses(404, 422),
+            summary="Recent polls of a feed, newest first")
+def list_polls(request: Request, feed_id: FeedId, limit: int = Query(POLLS_LISTED, ge=1, le=1000)) -> list[dict[str, Any]]:
     try:
         return _mon(request).feeds.polls(feed_id, limit)
     except FeedNotFound:
         raise _not_found(feed_id) from None
 
 
-@router.post("/feeds/{feed_id}/poll", response_model=PollOut, dependencies=Token,
+@router.post("/feeds/{feed_id:int}/poll", response_model=PollOut, dependencies=Token,
              responses=responses(401, 403, 404, 422, 503),
              summary="Poll a feed now (whatever its schedule); returns the poll record")
-async def poll_now(request: Request, feed_id: int) -> dict[str, Any]:
+async def poll_now(request: Request, feed_id: FeedId) -> dict[str, Any]:
     mon = _mon(request)
     _ready(request)
     try:
@@ -133,22 +153,22 @@ async def poll_now(request: Request, feed_id: int) -> dict[str, Any]:
 # ------------------------------------------------------------------ articles
 
 
-@router.get("/articles", response_model=ArticlePage, summary="Stored articles, newest first")
+@router.get("/articles", response_model=ArticlePage, responses=responses(422), summary="Stored articles, newest first")
 def list_articles(
     request: Request,
     outlet: str | None = None,
-    feed_id: int | None = None,
-    from_: date | None = Query(None, alias="from"),
-    to: date | None = None,
-    page: int = Query(1, ge=1),
+    feed_id: int | None = Query(None, ge=1, le=MAX_ID),
+    from_: IsoDate | None = Query(None, alias="from", description="YYYY-MM-DD"),
+    to: IsoDate | None = Query(None, description="YYYY-MM-DD"),
+    page: int = Query(1, ge=1, le=MAX_ID),
     page_size: int = Query(ARTICLES_PAGE, ge=1, le=MAX_ARTICLES_PAGE),
 ) -> dict[str, Any]:
     return articles_repo.list_articles(_mon(request).db, outlet, from_, to, feed_id, page, page_size)
 
 
-@router.get("/articles/{article_id}", response_model=ArticleOut,
+@router.get("/articles/{article_id:int}", response_model=ArticleOut, responses=responses(404, 422),
             summary="An article with every statement (scores, labels, boilerplate flags)")
-def get_article(request: Request, article_id: int) -> dict[str, Any]:
+def get_article(request: Request, article_id: ArticleId) -> dict[str, Any]:
     found = articles_repo.get_article(_mon(request).db, article_id)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no article {article_id}")
@@ -158,15 +178,16 @@ def get_article(request: Request, article_id: int) -> dict[str, Any]:
 # ------------------------------------------------------------------ trends
 
 
+
 @router.get("/trends", response_model=TrendsOut, response_model_by_alias=True,
-            responses={200: {"content": {"text/csv": {}}}},
+            responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}, **responses(422)},
             summary="Stance per outlet and day/week/month, with Wilson 95% intervals (JSON or CSV)")
 def get_trends(
     request: Request,
     outlet: list[str] = Query([], description="repeat for several; none = every outlet"),
     label: list[str] = Query([], description="repeat for several; none = every label"),
-    from_: date | None = Query(None, alias="from", description="first day (published date, UTC)"),
-    to: date | None = Query(None, description="last day, inclusive"),
+    from_: IsoDate | None = Query(None, alias="from", description="first day (published date, UTC), YYYY-MM-DD"),
+    to: IsoDate | None = Query(None, description="last day, inclusive, YYYY-MM-DD"),
     bucket: Literal["day", "week", "month"] = "week",
     format: Literal["json", "csv"] | None = Query(None, description="csv, or send 'Accept: text/csv'"),
 ) -> Any:
@@ -199,7 +220,7 @@ async def rescore(request: Request) -> dict[str, Any]:
 # ------------------------------------------------------------------ review
 
 
-@router.get("/review/next", response_model=ReviewNext,
+@router.get("/review/next", response_model=ReviewNext, responses=responses(422, 503),
             summary="Statements to annotate next: uncertain and mutually diverse")
 async def review_next(
     request: Request,
@@ -218,10 +239,10 @@ async def review_next(
             "items": items}
 
 
-@router.post("/review/{statement_id}", response_model=ReviewResult, dependencies=Token,
-             responses=responses(401, 403, 404, 422, 503),
+@router.post("/review/{statement_id:int}", response_model=ReviewResult, dependencies=Token,
+             responses=responses(400, 401, 403, 404, 422, 503),
              summary="Answer a proposed statement: labels (stored as an annotation) or skip")
-def review_answer(request: Request, statement_id: int, body: ReviewAnswer) -> dict[str, Any]:
+def review_answer(request: Request, statement_id: StatementId, body: ReviewAnswer) -> dict[str, Any]:
     review = _mon(request).review
     try:
         if body.skip:

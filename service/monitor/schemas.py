@@ -4,29 +4,33 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+FeedFormatName = Literal["auto", "rss", "atom", "xml", "jsonl", "ndjson", "text"]
+URL_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$"  # ASCII: what an HTTP client can fetch
+
+
 class FeedIn(_In):
     name: str = Field(min_length=1, max_length=200, description="unique name of the subscription")
     outlet: str = Field(min_length=1, max_length=200, description="the outlet trends are grouped by")
-    url: str = Field(description="http(s) URL of an RSS 2.0 / Atom / JSON Lines feed")
-    interval_s: int | None = Field(None, description="seconds between polls (default monitor.default_interval_s)")
-    format: str = Field("auto", description="auto | rss | atom | xml | jsonl | ndjson | text")
-    enabled: bool = True
+    url: str = Field(max_length=2000, pattern=URL_PATTERN, description="http(s) URL of an RSS 2.0 / Atom / JSON Lines feed")
+    interval_s: int | None = Field(None, ge=1, description="seconds between polls (default monitor.default_interval_s)")
+    format: FeedFormatName = Field("auto", description="how to read the feed (auto: from its content type and first bytes)")
+    enabled: StrictBool = True
 
 
 class FeedPatch(_In):
     name: str | None = Field(None, min_length=1, max_length=200)
     outlet: str | None = Field(None, min_length=1, max_length=200)
-    url: str | None = None
-    interval_s: int | None = None
-    format: str | None = None
-    enabled: bool | None = None
+    url: str | None = Field(None, max_length=2000, pattern=URL_PATTERN)
+    interval_s: int | None = Field(None, ge=1)
+    format: FeedFormatName | None = None
+    enabled: StrictBool | None = None
 
 
 class FeedOut(BaseModel):
@@ -152,7 +156,12 @@ class ReviewNext(BaseModel):
 
 
 class ReviewAnswer(_In):
-    """Either `labels` (possibly empty: no stance) or `skip: true`."""
+    """Either `labels` (possibly empty: no stance) or `skip: true`, not both."""
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"required": ["labels"], "properties": {"labels": {"type": "array"}, "skip": {"const": False}}},
+        {"required": ["skip"], "properties": {"skip": {"const": True}}, "not": {"required": ["labels"]}},
+    ]})
 
     labels: list[str] | None = None
     skip: bool = False

@@ -55,9 +55,10 @@ def query(db: Database, q: TrendQuery, schema: Sequence[str], max_rows: int) -> 
     unknown = [lab for lab in q.labels if lab not in schema]
     if unknown:
         raise TrendQueryError(f"unknown label(s) {unknown}; known: {list(schema)}")
-    if q.start and q.end and q.start > q.end:
-        raise TrendQueryError("'from' is after 'to'")
     labels = list(q.labels) or list(schema)
+    if q.start and q.end and q.start > q.end:  # an empty range: nothing in it (not an error)
+        return {"bucket": q.bucket, "from": q.start.isoformat(), "to": q.end.isoformat(), "labels": labels,
+                "interval": "wilson-95", "share_of": "stance_statements", "model_versions": [], "rows": []}
     # The bucket as text: 'YYYY-MM-DD' from SQLite and str(date) from PostgreSQL alike,
     # without parsing a date per row.
     col = type_coerce({"day": DailyCount.day, "week": DailyCount.week, "month": DailyCount.month}[q.bucket], String)

@@ -82,7 +82,7 @@ def test_feed_crud_and_auth(client, server):
     assert client.post("/v1/feeds", json={**body, "name": "wire", "url": server.url("/x")},
                        headers=AUTH).status_code == 409
     bad = client.post("/v1/feeds", json={**body, "name": "x", "url": "ftp://x"}, headers=AUTH)
-    assert bad.status_code == 422 and "http(s)" in bad.text
+    assert bad.status_code == 422 and bad.json()["problems"][0]["field"] == "url"
     short = client.post("/v1/feeds", json={**body, "name": "y", "url": server.url("/y"), "interval_s": 1},
                         headers=AUTH)
     assert short.status_code == 422 and "interval_s" in short.text
@@ -180,7 +180,8 @@ def test_trends_match_hand_counts(client, server):
     assert accept.text == as_csv.text
     assert client.get("/v1/trends", params={"label": "nope"}).status_code == 422
     assert client.get("/v1/trends", params={"bucket": "year"}).status_code == 422
-    assert client.get("/v1/trends", params={"from": "2024-08-01", "to": "2024-07-01"}).status_code == 422
+    empty = client.get("/v1/trends", params={"from": "2024-08-01", "to": "2024-07-01"})
+    assert empty.status_code == 200 and empty.json()["rows"] == []  # an empty range holds nothing
 
 
 def test_rescore_after_promotion(client, server):
