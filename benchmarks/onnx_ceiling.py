@@ -18,7 +18,6 @@ from training.bundle import load_bundle
 from training.registry import Registry
 from training.settings import load_settings
 
-
 LENGTHS = (8, 16, 32, 64)
 BATCH_SIZES = (8, 16, 32, 64)
 
@@ -26,16 +25,24 @@ BATCH_SIZES = (8, 16, 32, 64)
 def main(version: str | None = None) -> None:
     settings = load_settings()  # the entry point: configs/ under the current folder or $STANCE_ROOT
     path = Registry(settings.paths.models_dir).resolve(version)
-    texts = [a.text for a in load_annotations(annotation_files(settings.paths.annotations_dir), settings.labels).annotations] * 2
+    texts = [
+        a.text for a in load_annotations(annotation_files(settings.paths.annotations_dir), settings.labels).annotations
+    ] * 2
     batch = settings.inference.batch_size
     out: dict[str, object] = {"model": path.name, "statements": len(texts), "batch_size": batch}
     tokenizer = load_bundle(path, settings.inference, backend="onnx").backend.tokenizer
     out["mean_tokens_per_statement"] = round(sum(len(tokenizer(t)["input_ids"]) for t in texts) / len(texts), 1)
     for spin in (True, False):
         setups = {
-            "one_stream_2_threads": load_bundle(path, settings.inference, backend="onnx", threads=2, streams=1, spin_wait=spin),
-            "one_stream_1_thread": load_bundle(path, settings.inference, backend="onnx", threads=1, streams=1, spin_wait=spin),
-            "two_streams_1_thread_each": load_bundle(path, settings.inference, backend="onnx", threads=2, streams=2, spin_wait=spin),
+            "one_stream_2_threads": load_bundle(
+                path, settings.inference, backend="onnx", threads=2, streams=1, spin_wait=spin
+            ),
+            "one_stream_1_thread": load_bundle(
+                path, settings.inference, backend="onnx", threads=1, streams=1, spin_wait=spin
+            ),
+            "two_streams_1_thread_each": load_bundle(
+                path, settings.inference, backend="onnx", threads=2, streams=2, spin_wait=spin
+            ),
         }
         rates = {}
         for name, bundle in setups.items():

@@ -30,7 +30,9 @@ MATMUL_OPS = {"DynamicQuantizeMatMul", "MatMulIntegerToFloat", "MatMulInteger", 
 def main(version: str | None = None) -> None:
     settings = load_settings()  # the entry point: configs/ under the current folder or $STANCE_ROOT
     path = Registry(settings.paths.models_dir).resolve(version)
-    texts = [a.text for a in load_annotations(annotation_files(settings.paths.annotations_dir), settings.labels).annotations]
+    texts = [
+        a.text for a in load_annotations(annotation_files(settings.paths.annotations_dir), settings.labels).annotations
+    ]
     tokenizer = AutoTokenizer.from_pretrained(path / MODEL_DIR, local_files_only=True)
     config = AutoConfig.from_pretrained(path / MODEL_DIR, local_files_only=True)
     opts = ort.SessionOptions()
@@ -43,8 +45,13 @@ def main(version: str | None = None) -> None:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         size = settings.inference.batch_size
         feeds = [
-            {k: v.astype(np.int64) for k, v in tokenizer([texts[j] for j in order[i : i + size]], padding=True,
-                                                          return_tensors="np").items() if k in names}
+            {
+                k: v.astype(np.int64)
+                for k, v in tokenizer(
+                    [texts[j] for j in order[i : i + size]], padding=True, return_tensors="np"
+                ).items()
+                if k in names
+            }
             for i in range(0, len(order), size)
         ]
         for feed in feeds[:3]:
@@ -63,14 +70,19 @@ def main(version: str | None = None) -> None:
     h, i, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
     macs = tokens * layers * (4 * h * h + 2 * h * i)  # Q, K, V, output projections + the FFN
     matmul_s = sum(v for k, v in by_op.items() if k in MATMUL_OPS) / 1e6
-    print(json.dumps({
-        "model": path.name,
-        "threads": 1,
-        "statements_per_s_one_thread": round(len(texts) / seconds, 1),
-        "tokens_incl_padding": tokens,
-        "share_of_kernel_time": {k: round(v / total, 3) for k, v in by_op.most_common(10)},
-        "int8_matmul_gmacs_per_s_one_thread": round(macs / matmul_s / 1e9, 1) if matmul_s else None,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "model": path.name,
+                "threads": 1,
+                "statements_per_s_one_thread": round(len(texts) / seconds, 1),
+                "tokens_incl_padding": tokens,
+                "share_of_kernel_time": {k: round(v / total, 3) for k, v in by_op.most_common(10)},
+                "int8_matmul_gmacs_per_s_one_thread": round(macs / matmul_s / 1e9, 1) if matmul_s else None,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import platform
 import statistics
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +38,8 @@ from service.monitor.ingest import month_start, rebuild_daily, week_start  # noq
 from service.monitor.review import ReviewQueue  # noqa: E402
 from service.monitor.tables import ALL, STANCE, Article, DailyCount, StoredStatement  # noqa: E402
 from service.monitor.wiring import ensure_tables  # noqa: E402
-from service.store import AnnotationStore, Database  # noqa: E402
 from service.settings import load_service_settings as load_settings  # noqa: E402
+from service.store import AnnotationStore, Database  # noqa: E402
 
 VERSION = "vbench"
 START = date(2025, 1, 1)
@@ -53,7 +53,7 @@ def generate(db: Database, outlets: int, days: int, seed: int, labels: list[str]
     art_rows, st_cols = [], {k: [] for k in ("id", "article_id", "position", "mask", "margin")}
     daily: dict[tuple, list] = {}
     aid = sid = 0
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for o in range(outlets):
         outlet = f"outlet-{o:03d}"
         for d in range(days):
@@ -61,11 +61,24 @@ def generate(db: Database, outlets: int, days: int, seed: int, labels: list[str]
             for _ in range(rng.poisson(5)):
                 aid += 1
                 n = max(1, rng.poisson(11))
-                art_rows.append({"id": aid, "feed_id": None, "outlet": outlet, "guid": f"g{aid}", "url": None,
-                                 "content_hash": f"{aid:064x}", "title": f"article {aid}",
-                                 "published_at": datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc),
-                                 "published_given": True, "day": day, "fetched_at": now, "model_version": VERSION,
-                                 "n_statements": n, "n_boilerplate": 0})
+                art_rows.append(
+                    {
+                        "id": aid,
+                        "feed_id": None,
+                        "outlet": outlet,
+                        "guid": f"g{aid}",
+                        "url": None,
+                        "content_hash": f"{aid:064x}",
+                        "title": f"article {aid}",
+                        "published_at": datetime(day.year, day.month, day.day, 12, tzinfo=UTC),
+                        "published_given": True,
+                        "day": day,
+                        "fetched_at": now,
+                        "model_version": VERSION,
+                        "n_statements": n,
+                        "n_boilerplate": 0,
+                    }
+                )
                 stance = rng.random(n) < stance_rate[o]
                 which = rng.choice(len(labels), size=n, p=label_p[o])
                 masks = np.where(stance, 1 << which, 0)
@@ -87,26 +100,49 @@ def generate(db: Database, outlets: int, days: int, seed: int, labels: list[str]
         _insert_sqlite(db, art_rows, st_cols, labels)
     else:
         _copy_postgres(db, art_rows, st_cols, labels)
-    daily_rows = [{"outlet": o, "day": d, "model_version": VERSION, "label": name, "week": week_start(d),
-                   "month": month_start(d), "statements": c[0], "articles": len(c[1])}
-                  for (o, d, name), c in daily.items()]
+    daily_rows = [
+        {
+            "outlet": o,
+            "day": d,
+            "model_version": VERSION,
+            "label": name,
+            "week": week_start(d),
+            "month": month_start(d),
+            "statements": c[0],
+            "articles": len(c[1]),
+        }
+        for (o, d, name), c in daily.items()
+    ]
     with db.engine.begin() as conn:
         for i in range(0, len(daily_rows), BATCH):
             conn.execute(insert(DailyCount), daily_rows[i : i + BATCH])
     with db.engine.begin() as conn:
         conn.execute(text("ANALYZE"))
-    return {"articles": aid, "statements": sid, "daily_rows": len(daily_rows),
-            "load_seconds": round(time.perf_counter() - t0, 1)}
+    return {
+        "articles": aid,
+        "statements": sid,
+        "daily_rows": len(daily_rows),
+        "load_seconds": round(time.perf_counter() - t0, 1),
+    }
 
 
 def _statement_dicts(st: dict, labels: list[str], lo: int, hi: int):
     for i in range(lo, hi):
         m = st["mask"][i]
         labs = [labels[j] for j in range(len(labels)) if m >> j & 1]
-        yield {"id": st["id"][i], "article_id": st["article_id"][i], "position": st["position"][i],
-               "text": f"Synthetic statement {st['id'][i]} about the alliance.", "key": f"{st['id'][i]:064x}",
-               "boilerplate": None, "scores": json.dumps({n: 0.9 if n in labs else 0.1 for n in labels}),
-               "labels": json.dumps(labs), "label_mask": m, "margin": st["margin"][i], "model_version": VERSION}
+        yield {
+            "id": st["id"][i],
+            "article_id": st["article_id"][i],
+            "position": st["position"][i],
+            "text": f"Synthetic statement {st['id'][i]} about the alliance.",
+            "key": f"{st['id'][i]:064x}",
+            "boilerplate": None,
+            "scores": json.dumps({n: 0.9 if n in labs else 0.1 for n in labels}),
+            "labels": json.dumps(labs),
+            "label_mask": m,
+            "margin": st["margin"][i],
+            "model_version": VERSION,
+        }
 
 
 def _insert_sqlite(db: Database, arts: list[dict], st: dict, labels: list[str]) -> None:
@@ -127,8 +163,19 @@ def _copy_postgres(db: Database, arts: list[dict], st: dict, labels: list[str]) 
         with cur.copy(f"COPY monitor_articles ({', '.join(acols)}) FROM STDIN") as cp:
             for a in arts:
                 cp.write_row([a[c] for c in acols])
-        scols = ["id", "article_id", "position", "text", "key", "boilerplate", "scores", "labels", "label_mask",
-                 "margin", "model_version"]
+        scols = [
+            "id",
+            "article_id",
+            "position",
+            "text",
+            "key",
+            "boilerplate",
+            "scores",
+            "labels",
+            "label_mask",
+            "margin",
+            "model_version",
+        ]
         with cur.copy(f"COPY monitor_statements ({', '.join(scols)}) FROM STDIN") as cp:
             for row in _statement_dicts(st, labels, 0, len(st["id"])):
                 cp.write_row([row[c] for c in scols])
@@ -172,10 +219,14 @@ def timed(fn, repeat: int, clock: CpuClock) -> dict:
         result = fn()
         walls.append(time.perf_counter() - t0)
         cpus.append(clock.now() - c0)
-    return {"cpu_median_s": round(statistics.median(cpus), 4), "cpu_max_s": round(max(cpus), 4),
-            "wall_first_s": round(walls[0], 4), "wall_median_s": round(statistics.median(walls), 4),
-            "wall_max_s": round(max(walls), 4),
-            "result_rows": len(result) if isinstance(result, list) else result}
+    return {
+        "cpu_median_s": round(statistics.median(cpus), 4),
+        "cpu_max_s": round(max(cpus), 4),
+        "wall_first_s": round(walls[0], 4),
+        "wall_median_s": round(statistics.median(walls), 4),
+        "wall_max_s": round(max(walls), 4),
+        "result_rows": len(result) if isinstance(result, list) else result,
+    }
 
 
 def main() -> None:
@@ -198,16 +249,19 @@ def main() -> None:
         if present and not args.reuse:
             sys.exit(f"{args.url} already holds articles; give an empty database (or --reuse)")
         if present:
-            volume = {"articles": present,
-                      "statements": s.scalar(select(func.count()).select_from(StoredStatement)),
-                      "daily_rows": s.scalar(select(func.count()).select_from(DailyCount)), "load_seconds": None}
+            volume = {
+                "articles": present,
+                "statements": s.scalar(select(func.count()).select_from(StoredStatement)),
+                "daily_rows": s.scalar(select(func.count()).select_from(DailyCount)),
+                "load_seconds": None,
+            }
     if not present:
         volume = generate(db, args.outlets, args.days, args.seed, labels)
     clock = CpuClock(db)
 
     end = START + timedelta(days=args.days - 1)
     max_rows = settings.monitor.trends_max_rows
-    q = lambda **kw: (lambda: trends.query(db, trends.TrendQuery(**kw), labels, max_rows)["rows"])  # noqa: E731
+    q = lambda **kw: lambda: trends.query(db, trends.TrendQuery(**kw), labels, max_rows)["rows"]  # noqa: E731
     one = ("outlet-007",)
     ten = tuple(f"outlet-{i:03d}" for i in range(10))
     queries = {
@@ -217,26 +271,38 @@ def main() -> None:
         "all outlets, week, full year": q(start=START, end=end, bucket="week"),
         "all outlets, month, full year": q(start=START, end=end, bucket="month"),
         "all outlets, day, one month": q(start=date(2025, 6, 1), end=date(2025, 6, 30), bucket="day"),
-        "all outlets, one label, week, one quarter": q(labels=("opposition",), start=date(2025, 4, 1),
-                                                        end=date(2025, 6, 30), bucket="week"),
+        "all outlets, one label, week, one quarter": q(
+            labels=("opposition",), start=date(2025, 4, 1), end=date(2025, 6, 30), bucket="week"
+        ),
         "csv: all outlets, week, full year": lambda: trends.to_csv(
-            trends.query(db, trends.TrendQuery(start=START, end=end, bucket="week"), labels, max_rows)).count("\n"),
+            trends.query(db, trends.TrendQuery(start=START, end=end, bucket="week"), labels, max_rows)
+        ).count("\n"),
     }
     timings = {name: timed(fn, args.repeat, clock) for name, fn in queries.items()}
 
     review = ReviewQueue(AnnotationStore(settings, db), settings.monitor.review_pool, settings.monitor.review_lambda)
-    timings["review candidates (pool 200)"] = timed(lambda: review.candidates(settings.monitor.review_pool),
-                                                    args.repeat, clock)
+    timings["review candidates (pool 200)"] = timed(
+        lambda: review.candidates(settings.monitor.review_pool), args.repeat, clock
+    )
 
     # The ingest path's re-aggregation of one outlet-day, and a check that it reproduces
     # the generated daily counts.
     rng = np.random.default_rng(args.seed + 1)
-    sample = [(f"outlet-{rng.integers(args.outlets):03d}", START + timedelta(days=int(rng.integers(args.days))))
-              for _ in range(20)]
+    sample = [
+        (f"outlet-{rng.integers(args.outlets):03d}", START + timedelta(days=int(rng.integers(args.days))))
+        for _ in range(20)
+    ]
     with db.read() as s:
-        before = {pair: sorted(s.execute(select(DailyCount.label, DailyCount.statements, DailyCount.articles)
-                                         .where(DailyCount.outlet == pair[0], DailyCount.day == pair[1])).all())
-                  for pair in sample}
+        before = {
+            pair: sorted(
+                s.execute(
+                    select(DailyCount.label, DailyCount.statements, DailyCount.articles).where(
+                        DailyCount.outlet == pair[0], DailyCount.day == pair[1]
+                    )
+                ).all()
+            )
+            for pair in sample
+        }
     c0, t0 = time.process_time(), time.perf_counter()
     for pair in sample:
         with db.write() as s:
@@ -244,11 +310,20 @@ def main() -> None:
     rebuild_s = (time.perf_counter() - t0) / len(sample)
     rebuild_cpu = (time.process_time() - c0) / len(sample)
     with db.read() as s:
-        after = {pair: sorted(s.execute(select(DailyCount.label, DailyCount.statements, DailyCount.articles)
-                                        .where(DailyCount.outlet == pair[0], DailyCount.day == pair[1])).all())
-                 for pair in sample}
+        after = {
+            pair: sorted(
+                s.execute(
+                    select(DailyCount.label, DailyCount.statements, DailyCount.articles).where(
+                        DailyCount.outlet == pair[0], DailyCount.day == pair[1]
+                    )
+                ).all()
+            )
+            for pair in sample
+        }
     timings["rebuild_daily, one outlet-day (ingest/rescore path), mean"] = {
-        "wall_mean_s": round(rebuild_s, 4), "client_cpu_mean_s": round(rebuild_cpu, 4)}
+        "wall_mean_s": round(rebuild_s, 4),
+        "client_cpu_mean_s": round(rebuild_cpu, 4),
+    }
 
     size = None
     if db.is_sqlite:
@@ -261,10 +336,18 @@ def main() -> None:
         "command": "nice -n 15 .venv/bin/python benchmarks/trends_bench.py " + " ".join(sys.argv[1:]),
         "database": db.engine.dialect.name,
         "server_version": ".".join(map(str, db.engine.dialect.server_version_info or ())) or None,
-        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count(),
-                    "note": ("shared 2-core machine, run under nice -n 15 while two training runs used "
-                             "both cores: wall times include waiting for a core; cpu_* is the query's own cost")},
-        "outlets": args.outlets, "days": args.days, **volume, "database_bytes": size,
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": __import__("os").cpu_count(),
+            "note": (
+                "shared 2-core machine, run under nice -n 15 while two training runs used "
+                "both cores: wall times include waiting for a core; cpu_* is the query's own cost"
+            ),
+        },
+        "outlets": args.outlets,
+        "days": args.days,
+        **volume,
+        "database_bytes": size,
         "daily_counts_reproduced_by_rebuild": before == after,
         "under_one_second_cpu": all(v["cpu_max_s"] < 1.0 for v in timings.values() if "cpu_max_s" in v),
         "load_average_at_end": os.getloadavg(),

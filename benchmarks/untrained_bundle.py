@@ -28,17 +28,35 @@ def make(target: Path, version: str = "vuntrained") -> Path:
     base = base_model_dir(settings.base_model)
     tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=True)
     config = MeanPoolBertConfig.from_pretrained(
-        base, num_labels=len(labels), problem_type="multi_label_classification",
-        id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)}, local_files_only=True,
+        base,
+        num_labels=len(labels),
+        problem_type="multi_label_classification",
+        id2label=dict(enumerate(labels)),
+        label2id={n: i for i, n in enumerate(labels)},
+        local_files_only=True,
     )
     model = MeanPoolBertForSequenceClassification.from_pretrained(base, config=config, local_files_only=True).eval()
     onnx_path = target.parent / f"{target.name}.onnx"
     export_int8(model, tokenizer, onnx_path)
-    meta = {"version": version, "labels": labels, "thresholds": {n: 0.5 for n in labels},
-            "max_length": settings.base_model.max_length, "default_backend": "onnx",
-            "created": "2026-01-01T00:00:00+00:00", "note": "untrained head: for benchmarks only"}
-    return save_bundle(target, model=model, tokenizer=tokenizer, meta=meta, config_yaml="untrained: true\n",
-                       metrics={}, card="# untrained benchmark bundle\n", extra={ONNX_FILE: onnx_path})
+    meta = {
+        "version": version,
+        "labels": labels,
+        "thresholds": {n: 0.5 for n in labels},
+        "max_length": settings.base_model.max_length,
+        "default_backend": "onnx",
+        "created": "2026-01-01T00:00:00+00:00",
+        "note": "untrained head: for benchmarks only",
+    }
+    return save_bundle(
+        target,
+        model=model,
+        tokenizer=tokenizer,
+        meta=meta,
+        config_yaml="untrained: true\n",
+        metrics={},
+        card="# untrained benchmark bundle\n",
+        extra={ONNX_FILE: onnx_path},
+    )
 
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ from fastapi import FastAPI
 from service import routes_annotations, routes_audit, routes_models
 from service.jobs import JobManager
 from service.promotion import ModelAdmin
-from service.store import AnnotationStore, open_database
 from service.settings import Settings
+from service.store import AnnotationStore, open_database
 
 log = logging.getLogger("stance.admin")
 
@@ -78,8 +78,12 @@ def install(app: FastAPI, settings: Settings) -> None:
             stop = threading.Event()
             watcher = None
             if settings.jobs.watch_registry_s > 0:
-                watcher = threading.Thread(target=_watch_registry, name="registry-watch", daemon=True,
-                                           args=(models, stop, settings.jobs.watch_registry_s))
+                watcher = threading.Thread(
+                    target=_watch_registry,
+                    name="registry-watch",
+                    daemon=True,
+                    args=(models, stop, settings.jobs.watch_registry_s),
+                )
                 watcher.start()
             try:
                 yield state

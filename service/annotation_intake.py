@@ -7,10 +7,10 @@ from typing import Any
 
 from service.errors import ApiError
 from service.schemas_admin import SOURCE_MAX_CHARS, AnnotationBatch, AnnotationIn
+from service.settings import Settings
 from service.store import NewAnnotation, default_api_batch
 from service.text_hygiene import has_visible_text, surrogate_at, text_problem
 from training.annotations import validate_record
-from service.settings import Settings
 
 DEFAULT_ANNOTATOR = "api"
 
@@ -28,8 +28,11 @@ def intake(
     if len(records) > limit:
         raise ApiError(413, f"{len(records)} records; at most {limit} per request")
     if not records:
-        raise ApiError(422, "'annotations' must be a non-empty list",
-                       [{"field": "annotations", "message": "must contain at least one record"}])
+        raise ApiError(
+            422,
+            "'annotations' must be a non-empty list",
+            [{"field": "annotations", "message": "must contain at least one record"}],
+        )
     items: list[NewAnnotation] = []
     problems: list[dict[str, Any]] = []
     for i, record in enumerate(records, start=1):
@@ -38,11 +41,17 @@ def intake(
             problems.append({"record": i, "field": "text", "message": problem})
             continue
         if "source" in record.model_fields_set and (
-            not has_visible_text(record.source) or surrogate_at(record.source) is not None
+            not has_visible_text(record.source)
+            or surrogate_at(record.source) is not None
             or len(record.source) > SOURCE_MAX_CHARS
         ):
-            problems.append({"record": i, "field": "source", "message":
-                             f"'source' must be 1-{SOURCE_MAX_CHARS} characters of valid, visible text"})
+            problems.append(
+                {
+                    "record": i,
+                    "field": "source",
+                    "message": f"'source' must be 1-{SOURCE_MAX_CHARS} characters of valid, visible text",
+                }
+            )
             continue
         try:
             ann = validate_record(record.model_dump(exclude_none=True, exclude_unset=True), schema)

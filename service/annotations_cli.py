@@ -15,9 +15,9 @@ from pathlib import Path
 
 import typer
 
+from service.settings import Settings, load_service_settings
 from training.annotation_formats import FORMATS
 from training.annotations import AnnotationError
-from service.settings import Settings, load_service_settings
 from training.settings import SettingsError
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML layered over configs/default.yaml")
@@ -76,8 +76,10 @@ def import_(
     if report.already_imported:
         typer.echo(f"{file}: already imported into batch {report.batch}; nothing to do")
     else:
-        typer.echo(f"{file} ({report.format}) -> batch {report.batch}: {report.added} added, "
-                   f"{report.unchanged} unchanged, {len(report.skipped)} skipped")
+        typer.echo(
+            f"{file} ({report.format}) -> batch {report.batch}: {report.added} added, "
+            f"{report.unchanged} unchanged, {len(report.skipped)} skipped"
+        )
 
 
 @annotations.command("export")
@@ -142,16 +144,24 @@ def audit(
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
     summary = report.to_json(limit)
-    typer.echo(f"{summary['n_audited']} of {summary['n_annotations']} annotations audited with {summary['scores_from']}; "
-               f"{summary['n_flagged']} flagged as likely label errors", err=True)
+    typer.echo(
+        f"{summary['n_audited']} of {summary['n_annotations']} annotations audited with {summary['scores_from']}; "
+        f"{summary['n_flagged']} flagged as likely label errors",
+        err=True,
+    )
     for s in summary["suspects"]:
-        typer.echo(f"{s['rank']:>4}  q={s['quality']:.3f}{' *' if s['flagged'] else '  '} {s['labels'] or ['none']} -> "
-                   f"{s['suggested_labels'] or ['none']}  [{s['source']}] {s['text'][:120]}")
+        typer.echo(
+            f"{s['rank']:>4}  q={s['quality']:.3f}{' *' if s['flagged'] else '  '} {s['labels'] or ['none']} -> "
+            f"{s['suggested_labels'] or ['none']}  [{s['source']}] {s['text'][:120]}"
+        )
     if output:
         output.write_text("".join(json.dumps(x.to_json(), ensure_ascii=False) + "\n" for x in report.suspects))
     if label_studio:
-        label_studio.write_text(json.dumps(label_studio_tasks(report.suspects, report.model_version or "tfidf"),
-                                           ensure_ascii=False, indent=1))
+        label_studio.write_text(
+            json.dumps(
+                label_studio_tasks(report.suspects, report.model_version or "tfidf"), ensure_ascii=False, indent=1
+            )
+        )
 
 
 def _admin(config: Path | None):
@@ -174,8 +184,10 @@ def models_list(
         holdout = (m.get("metrics") or {}).get("holdout") or {}
         score = (holdout.get("transformer") or holdout).get("macro_f1")
         mark = "*" if m["current"] else " "
-        typer.echo(f"{mark} {m['version']:<32} {m['status']:<12} macro_f1={score if score is not None else '-'}"
-                   f"  {m.get('reason') or ''}")
+        typer.echo(
+            f"{mark} {m['version']:<32} {m['status']:<12} macro_f1={score if score is not None else '-'}"
+            f"  {m.get('reason') or ''}"
+        )
 
 
 @models.command("promote")

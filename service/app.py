@@ -9,8 +9,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
-
 from typing import Any
 
 from fastapi import FastAPI
@@ -19,15 +17,15 @@ from prometheus_fastapi_instrumentator import Instrumentator, metrics
 from starlette.concurrency import run_in_threadpool
 
 from service import admin, web
-from service.monitor import mount as monitor
+from service.bundle_loader import load_served_bundle, open_bundle  # noqa: F401 - re-exported for callers
 from service.limits import install_error_handling
+from service.monitor import mount as monitor
 from service.openapi_doc import document_limits
 from service.routes import FEEDS_PATH, router
 from service.scoring import Scorer, ScoringMetrics
-from service.bundle_loader import load_served_bundle, open_bundle  # noqa: F401 - re-exported for callers
+from service.settings import Settings
 from training.bundle import Bundle, BundleError, read_meta
 from training.registry import Registry
-from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +52,8 @@ def load_at_start(settings: Settings, version: str | None = None) -> tuple[Bundl
     log.error("models/CURRENT names %s, which cannot be served: %s", current, reason)
     for candidate in sorted(
         (v for v in registry.versions() if v != current),
-        key=lambda v: (str(read_meta(registry.path(v)).get("created") or ""), v), reverse=True,
+        key=lambda v: (str(read_meta(registry.path(v)).get("created") or ""), v),
+        reverse=True,
     ):
         try:
             bundle = load_served_bundle(settings, candidate)

@@ -31,11 +31,13 @@ class AuditReport:
     def to_json(self, limit: int | None = None) -> dict[str, Any]:
         shown = self.suspects[:limit] if limit else self.suspects
         return {
-            "scores_from": self.scores_from, "model_version": self.model_version,
-            "n_annotations": self.n_annotations, "n_audited": self.n_audited,
+            "scores_from": self.scores_from,
+            "model_version": self.model_version,
+            "n_annotations": self.n_annotations,
+            "n_audited": self.n_audited,
             "n_flagged": sum(s.flagged for s in self.suspects),
             "note": "ranked likeliest label error first (cleanlab multi-label quality on out-of-fold scores); "
-                    "nothing is changed: review and correct through POST /v1/annotations",
+            "nothing is changed: review and correct through POST /v1/annotations",
             "suspects": [s.to_json() for s in shown],
         }
 
@@ -52,7 +54,9 @@ def run_audit(settings: Settings, store: AnnotationStore, scores: ScoreSource = 
             suspects = rank_suspects(annotations, probs, labels, [0.5] * len(labels))
         except ValueError as exc:  # too few documents or labels for grouped folds or cleanlab
             raise AuditUnavailable(f"too little annotated data for a TF-IDF audit: {exc}") from None
-        return AuditReport("tfidf out-of-fold (grouped CV on the store)", None, len(annotations), len(annotations), suspects)
+        return AuditReport(
+            "tfidf out-of-fold (grouped CV on the store)", None, len(annotations), len(annotations), suspects
+        )
     registry = Registry(settings.paths.models_dir)
     try:
         path = registry.resolve(None)
@@ -60,14 +64,19 @@ def run_audit(settings: Settings, store: AnnotationStore, scores: ScoreSource = 
         raise AuditUnavailable(f"no current model to take out-of-fold scores from ({exc}); use scores=tfidf") from None
     meta = read_meta(path)
     if not (path / OOF_FILE).is_file():
-        raise AuditUnavailable(f"model {meta['version']} has no out-of-fold scores ({OOF_FILE}; trained without CV "
-                               "or before audits existed); use scores=tfidf or retrain with the full CV")
+        raise AuditUnavailable(
+            f"model {meta['version']} has no out-of-fold scores ({OOF_FILE}; trained without CV "
+            "or before audits existed); use scores=tfidf or retrain with the full CV"
+        )
     keep, raw = bundle_out_of_fold(path / OOF_FILE, annotations)
     if not keep:
         raise AuditUnavailable(f"none of the store's annotations were in model {meta['version']}'s CV")
     audited = [annotations[i] for i in keep]
     cal = {k: tuple(v) for k, v in (meta.get("calibration") or {}).items()}
     probs = calibrate(raw, cal, meta["labels"])
-    suspects = rank_suspects(audited, np.asarray(probs), meta["labels"], [meta["thresholds"][n] for n in meta["labels"]])
-    return AuditReport(f"model {meta['version']} out-of-fold (its CV)", str(meta["version"]), len(annotations),
-                       len(audited), suspects)
+    suspects = rank_suspects(
+        audited, np.asarray(probs), meta["labels"], [meta["thresholds"][n] for n in meta["labels"]]
+    )
+    return AuditReport(
+        f"model {meta['version']} out-of-fold (its CV)", str(meta["version"]), len(annotations), len(audited), suspects
+    )

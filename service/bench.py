@@ -33,12 +33,12 @@ import numpy as np
 import psutil
 import yaml
 
-from service.scoring import score_batches
-from training.annotations import annotation_files
 from service.bundle_loader import open_bundle
+from service.scoring import score_batches
+from service.settings import Settings
+from training.annotations import annotation_files
 from training.bundle import MODEL_DIR, read_meta
 from training.registry import Registry
-from service.settings import Settings
 from training.settings import CONFIG_ENV, ROOT_ENV
 
 READY_TIMEOUT_S = 300.0  # the service also imports the seed annotations into its store on start
@@ -191,8 +191,7 @@ class _Connection:
 
 def _request(host: str, path: str, body: bytes) -> bytes:
     head = (
-        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode("latin-1") + body
 
@@ -219,7 +218,7 @@ async def _load(host: str, port: int, texts: list[str], clients: int, seconds: f
                         latencies.append(time.perf_counter() - start)
                     else:
                         error(str(status))
-                except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
                     error(type(exc).__name__)
                     conn.close()  # a fresh connection for the next request
                 i += clients
@@ -274,8 +273,20 @@ def _served(settings: Settings, bundle_path: Path) -> Iterator[int]:
     with tempfile.TemporaryDirectory(prefix="stance-bench-") as tmp:
         config = _temp_config(settings, bundle_path, Path(tmp))
         port = _free_port()
-        cmd = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--config", str(config), "--log-level", "warning"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--config",
+            str(config),
+            "--log-level",
+            "warning",
+        ]
         env = {**os.environ, "STANCE_CONFIG": str(config)}
         with (Path(tmp) / "service.log").open("wb") as log:
             proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -291,17 +302,27 @@ def _served(settings: Settings, bundle_path: Path) -> Iterator[int]:
                     proc.wait()
 
 
-def bench_http(
-    settings: Settings, bundle_path: Path, texts: list[str], clients: int, seconds: float
-) -> dict[str, Any]:
+def bench_http(settings: Settings, bundle_path: Path, texts: list[str], clients: int, seconds: float) -> dict[str, Any]:
     import httpx
 
     with tempfile.TemporaryDirectory(prefix="stance-bench-") as tmp:
         config = _temp_config(settings, bundle_path, Path(tmp))
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
-        cmd = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--config", str(config), "--log-level", "warning"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--config",
+            str(config),
+            "--log-level",
+            "warning",
+        ]
         env = {**os.environ, CONFIG_ENV: str(config), ROOT_ENV: str(settings.root)}
         log = (Path(tmp) / "service.log").open("wb")
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)

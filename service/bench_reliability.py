@@ -42,12 +42,15 @@ def large_body(settings: Settings) -> bytes:
 
 def _percentiles(seconds: list[float]) -> dict[str, float]:
     ms = np.array(seconds or [0.0]) * 1000
-    return {"n": len(seconds), "p50": round(float(np.percentile(ms, 50)), 1),
-            "p99": round(float(np.percentile(ms, 99)), 1), "max": round(float(ms.max()), 1)}
+    return {
+        "n": len(seconds),
+        "p50": round(float(np.percentile(ms, 50)), 1),
+        "p99": round(float(np.percentile(ms, 99)), 1),
+        "max": round(float(ms.max()), 1),
+    }
 
 
-async def _fairness_load(host: str, port: int, texts: list[str], large: bytes | None,
-                         seconds: float) -> dict[str, Any]:
+async def _fairness_load(host: str, port: int, texts: list[str], large: bytes | None, seconds: float) -> dict[str, Any]:
     from service.bench import REQUEST_TIMEOUT_S, _Connection, _request
 
     small, big, errors = [], [], 0
@@ -76,8 +79,9 @@ async def _fairness_load(host: str, port: int, texts: list[str], large: bytes | 
             errors += status != 200
         conn.close()
 
-    await asyncio.gather(*(small_client(w) for w in range(FAIRNESS_SMALL_CLIENTS)),
-                         *([large_client()] if large else []))
+    await asyncio.gather(
+        *(small_client(w) for w in range(FAIRNESS_SMALL_CLIENTS)), *([large_client()] if large else [])
+    )
     return {"small_latency_ms": _percentiles(small), "large_latency_ms": _percentiles(big), "errors": errors}
 
 
@@ -92,8 +96,11 @@ def bench_fairness(settings: Settings, bundle_path: Path, texts: list[str], seco
         loaded = _run_async(_fairness_load("127.0.0.1", port, texts, large, seconds))
     return {
         "small_clients": FAIRNESS_SMALL_CLIENTS,
-        "large_request": {"statements": settings.service.max_statements, "bytes": len(large),
-                          "chunk": settings.service.max_call_size},
+        "large_request": {
+            "statements": settings.service.max_statements,
+            "bytes": len(large),
+            "chunk": settings.service.max_call_size,
+        },
         "small_alone": alone["small_latency_ms"],
         "small_with_large_in_flight": loaded["small_latency_ms"],
         "large": loaded["large_latency_ms"],
@@ -111,8 +118,9 @@ def bench_swaps(settings: Settings, bundle_path: Path, swaps: int) -> dict[str, 
     from service.bundle_loader import open_bundle
     from service.scoring import Scorer
 
-    scorer = Scorer(max_batch=settings.service.microbatch_max_size, max_wait_ms=1,
-                    max_call=settings.service.max_call_size)
+    scorer = Scorer(
+        max_batch=settings.service.microbatch_max_size, max_wait_ms=1, max_call=settings.service.max_call_size
+    )
     scorer.start()
     rss: list[float] = []
     started = time.perf_counter()

@@ -26,9 +26,7 @@ def run_bench(
     if only in ("all", "offline"):
         offline = out["offline"] = bench_offline(bundle_path, texts, settings)
         met["batch_vs_naive"] = offline["speedup"] >= TARGETS["batch_vs_naive"]
-        met["batch_statements_per_s"] = (
-            offline["project"]["statements_per_s"] >= TARGETS["batch_statements_per_s"]
-        )
+        met["batch_statements_per_s"] = offline["project"]["statements_per_s"] >= TARGETS["batch_statements_per_s"]
     if only in ("all", "http"):
         http = out["http"] = bench_http(settings, bundle_path, texts, clients, seconds)
         met["http_p99_ms"] = http["latency_ms"]["p99"] < TARGETS["http_p99_ms"]

@@ -22,7 +22,12 @@ from service.text_hygiene import has_visible_text, surrogate_at, without_surroga
 
 FeedFormat = Literal["xml", "jsonl", "text"]
 FORMAT_ALIASES: dict[str, FeedFormat] = {
-    "rss": "xml", "atom": "xml", "xml": "xml", "jsonl": "jsonl", "ndjson": "jsonl", "text": "text",
+    "rss": "xml",
+    "atom": "xml",
+    "xml": "xml",
+    "jsonl": "jsonl",
+    "ndjson": "jsonl",
+    "text": "text",
 }
 _CONTENT_TYPES: dict[str, FeedFormat] = {
     "application/rss+xml": "xml",
@@ -39,8 +44,29 @@ _CONTENT_TYPES: dict[str, FeedFormat] = {
 }
 # A line holding only this (or a form feed) separates articles in plain text.
 TEXT_SEPARATORS = frozenset({"---", "\f"})
-_BLOCK_TAGS = ["p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",
-               "blockquote", "tr", "table", "section", "article", "header", "footer", "figcaption", "pre"]
+_BLOCK_TAGS = [
+    "p",
+    "div",
+    "br",
+    "li",
+    "ul",
+    "ol",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "blockquote",
+    "tr",
+    "table",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "figcaption",
+    "pre",
+]
 _LOOKS_LIKE_HTML = re.compile(r"<(?:[a-zA-Z][a-zA-Z0-9]*)(?:\s[^>]*)?/?>|</[a-zA-Z][a-zA-Z0-9]*>|&[a-z]+;|&#\d+;")
 NO_TEXT = "item has no text"
 
@@ -124,8 +150,7 @@ def parse_xml(data: bytes) -> Iterator[Article]:
     exc = parsed.get("bozo_exception")
     if isinstance(exc, xml.sax.SAXParseException):
         raise FeedError(
-            f"malformed XML at line {exc.getLineNumber()}, column {exc.getColumnNumber()}: "
-            f"{exc.getMessage()}"
+            f"malformed XML at line {exc.getLineNumber()}, column {exc.getColumnNumber()}: {exc.getMessage()}"
         )
     if not parsed.get("version"):
         raise FeedError("XML is not an RSS 2.0 or Atom feed (no <rss> or <feed> root)")
@@ -205,16 +230,19 @@ def jsonl_article(obj: dict[str, Any], line_no: int) -> Article:
         value = obj.get(name)
         allowed = (str, int) if name == "id" else (str,)
         if value is not None and (not isinstance(value, allowed) or isinstance(value, bool)):
-            raise FeedError(
-                f"line {line_no}: field '{name}' must be a string, got {type(value).__name__}"
-            )
-    bad = next((name for name in _ARTICLE_FIELDS
-                 if isinstance(obj.get(name), str) and surrogate_at(obj[name]) is not None), None)
+            raise FeedError(f"line {line_no}: field '{name}' must be a string, got {type(value).__name__}")
+    bad = next(
+        (name for name in _ARTICLE_FIELDS if isinstance(obj.get(name), str) and surrogate_at(obj[name]) is not None),
+        None,
+    )
     if bad is not None:  # reported on the article's line; the rest of the feed is scored
         safe = {name: without_surrogates(v) if isinstance(v, str) else v for name, v in obj.items()}
         return Article(
             id=str(safe.get("id") if safe.get("id") is not None else f"line-{line_no}"),
-            text="", title=safe.get("title"), url=safe.get("url"), published=safe.get("published"),
+            text="",
+            title=safe.get("title"),
+            url=safe.get("url"),
+            published=safe.get("published"),
             error=f"field '{bad}' is not valid Unicode text: lone surrogate at character {surrogate_at(obj[bad])}",
         )
     text = clean_text(obj.get("text") or "")

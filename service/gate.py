@@ -22,11 +22,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from service.settings import GateSettings, Settings
 from training.annotations import Annotation
 from training.bundle import Bundle, BundleError, load_bundle
 from training.data import split_holdout, texts_and_targets
 from training.metrics import apply_thresholds, paired_bootstrap_delta
-from service.settings import GateSettings, Settings
 
 
 @dataclass(frozen=True)
@@ -56,9 +56,7 @@ def evaluate(bundle: Bundle, annotations: Sequence[Annotation], settings: Settin
     return evaluate_bundle(bundle, list(annotations), settings)
 
 
-def compare(
-    gate: GateSettings, candidate: float, current: float, ci: list[float] | None = None
-) -> tuple[bool, str]:
+def compare(gate: GateSettings, candidate: float, current: float, ci: list[float] | None = None) -> tuple[bool, str]:
     """The rule, on its own so it is obvious and testable."""
     metric, tol, delta = gate.metric, gate.tolerance, candidate - current
     head = f"candidate {metric} {candidate:.4f} vs current {current:.4f} ({delta:+.4f}"
@@ -84,29 +82,53 @@ def judge(
     gate, tr = settings.gate, settings.training
     _, held = split_holdout(snapshot, tr.holdout_fraction, tr.holdout_salt)
     candidate = load_bundle(candidate_path, settings.inference)
-    base = dict(metric=gate.metric, tolerance=gate.tolerance, candidate_version=candidate.version,
-                n_heldout=len(held), n_heldout_sources=len({a.source for a in held}))
+    base = dict(
+        metric=gate.metric,
+        tolerance=gate.tolerance,
+        candidate_version=candidate.version,
+        n_heldout=len(held),
+        n_heldout_sources=len({a.source for a in held}),
+    )
     current: Bundle | None = None
     if current_path is not None:
         try:
             current = load_bundle(current_path, settings.inference)
         except BundleError as exc:
-            return GateDecision(False, f"current bundle cannot be loaded ({exc}); promote by hand",
-                                current_version=current_path.name, **base)
+            return GateDecision(
+                False,
+                f"current bundle cannot be loaded ({exc}); promote by hand",
+                current_version=current_path.name,
+                **base,
+            )
     if current is None:
         return GateDecision(True, "no current model; the first model is promoted", current_version=None, **base)
     if not held:
-        return GateDecision(False, "no held-out gate statements in the snapshot; cannot compare",
-                            current_version=current.version, **base)
+        return GateDecision(
+            False,
+            "no held-out gate statements in the snapshot; cannot compare",
+            current_version=current.version,
+            **base,
+        )
     cand_m, cur_m = evaluate(candidate, held, settings), evaluate(current, held, settings)
     c, p = float(cand_m[gate.metric]), float(cur_m[gate.metric])
     ci = paired_difference(candidate, current, held, settings)
     ok, reason = compare(gate, c, p, ci)
-    return GateDecision(ok, reason, current_version=current.version, candidate_score=c, current_score=p,
-                        difference_ci=ci, candidate_metrics=cand_m, current_metrics=cur_m, **base)
+    return GateDecision(
+        ok,
+        reason,
+        current_version=current.version,
+        candidate_score=c,
+        current_score=p,
+        difference_ci=ci,
+        candidate_metrics=cand_m,
+        current_metrics=cur_m,
+        **base,
+    )
 
 
-def paired_difference(candidate: Bundle, current: Bundle, held: Sequence[Annotation], settings: Settings) -> list[float]:
+def paired_difference(
+    candidate: Bundle, current: Bundle, held: Sequence[Annotation], settings: Settings
+) -> list[float]:
     """Paired-bootstrap interval of candidate minus current, over the held-out documents."""
     texts, y = texts_and_targets(held, candidate.labels)
     preds = [apply_thresholds(b.predict_proba(texts), b.thresholds, b.labels) for b in (candidate, current)]

@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,8 @@ from sqlalchemy.exc import IntegrityError
 
 from service import gate
 from service.promotion import CANDIDATE, PROMOTED, REJECTED, ModelAdmin, PromotionError
-from service.store import AnnotationStore, Database, open_database
 from service.settings import Settings
+from service.store import AnnotationStore, Database, open_database
 from service.store_models import Job
 from training.annotations import load_annotations
 from training.progress import PROGRESS_ENV, read_progress
@@ -75,7 +75,7 @@ class ConfigNotFound(ValueError):
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def available_configs(configs_dir: Path) -> list[str]:
@@ -115,8 +115,7 @@ def read_tail(path: Path, lines: int) -> list[str]:
             text = fh.read().decode("utf-8", errors="replace")
     except OSError:
         return []
-    out = [line.rsplit("\r", 1)[-1] if "\r" in line.rstrip("\r") else line.rstrip("\r")
-           for line in text.split("\n")]
+    out = [line.rsplit("\r", 1)[-1] if "\r" in line.rstrip("\r") else line.rstrip("\r") for line in text.split("\n")]
     return [line for line in out if line.strip()][-lines:]
 
 
@@ -159,8 +158,9 @@ def _kill_group(pid: int) -> None:
 
 
 class JobManager:
-    def __init__(self, settings: Settings, admin: ModelAdmin, store: AnnotationStore | None = None,
-                 db: Database | None = None) -> None:
+    def __init__(
+        self, settings: Settings, admin: ModelAdmin, store: AnnotationStore | None = None, db: Database | None = None
+    ) -> None:
         self.settings = settings
         self.admin = admin
         self.db = db or open_database(settings)
@@ -204,15 +204,30 @@ class JobManager:
         return self.get(job_id)
 
     def _spawn(self, job_dir: Path, cfg_path: Path, snapshot: Path) -> subprocess.Popen[bytes]:
-        cmd = [sys.executable, "-m", self.settings.jobs.train_module, "train", "--config", str(cfg_path),
-               "--data", str(snapshot), "--no-promote"]
+        cmd = [
+            sys.executable,
+            "-m",
+            self.settings.jobs.train_module,
+            "train",
+            "--config",
+            str(cfg_path),
+            "--data",
+            str(snapshot),
+            "--no-promote",
+        ]
         root = self.settings.root
-        env = {**os.environ, CONFIG_ENV: str(cfg_path), ROOT_ENV: str(root), "PYTHONUNBUFFERED": "1",
-               PROGRESS_ENV: str(job_dir / PROGRESS_FILE)}
+        env = {
+            **os.environ,
+            CONFIG_ENV: str(cfg_path),
+            ROOT_ENV: str(root),
+            "PYTHONUNBUFFERED": "1",
+            PROGRESS_ENV: str(job_dir / PROGRESS_FILE),
+        }
         _private(job_dir / "command.txt").write_text(" ".join(cmd) + "\n")
         with _private(job_dir / "train.out").open("wb") as out, _private(job_dir / "train.log").open("wb") as err:
-            return subprocess.Popen(cmd, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=err, start_new_session=True)
+            return subprocess.Popen(
+                cmd, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True
+            )
 
     # ------------------------------------------------------------ follow
 
@@ -227,7 +242,7 @@ class JobManager:
             proc = self._procs.get(job_id)
             started = job.started_at or _now()
             if started.tzinfo is None:  # SQLite returns naive datetimes (stored as UTC)
-                started = started.replace(tzinfo=timezone.utc)
+                started = started.replace(tzinfo=UTC)
             deadline = started.timestamp() + self.settings.jobs.timeout_s
             code: int | None = None
             timed_out = False
@@ -259,8 +274,9 @@ class JobManager:
         tail = "\n".join(read_tail(job_dir / "train.log", self.settings.jobs.log_tail_lines))
         result = _result_line(job_dir / "train.out")
         if job_id in self._cancelled:
-            self._update(job_id, state=CANCELLED, active=None, finished_at=_now(), exit_code=code,
-                         error=f"cancelled\n{tail}")
+            self._update(
+                job_id, state=CANCELLED, active=None, finished_at=_now(), exit_code=code, error=f"cancelled\n{tail}"
+            )
             return
         if timed_out or (code not in (0, None)) or result is None:
             if timed_out:
@@ -271,8 +287,14 @@ class JobManager:
                 why = f"training exited with code {code}"
             else:
                 why = "training process ended without a result (died or was killed)"
-            self._update(job_id, state=FAILED, active=None, finished_at=_now(), exit_code=code,
-                         error=f"{why}; the current model keeps serving. Log tail:\n{tail}")
+            self._update(
+                job_id,
+                state=FAILED,
+                active=None,
+                finished_at=_now(),
+                exit_code=code,
+                error=f"{why}; the current model keeps serving. Log tail:\n{tail}",
+            )
             return
         version = str(result["version"])
         self._update(job_id, state=JUDGING, exit_code=code, version=version, metrics=result.get("metrics"))
@@ -287,16 +309,27 @@ class JobManager:
             decision = gate.judge(self.admin.registry.resolve(version), current_path, snapshot, self.settings)
         except Exception as exc:  # noqa: BLE001 - any failure is reported on the job
             log.exception("job %s: gate failed", job_id)
-            self._update(job_id, state=FAILED, active=None, finished_at=_now(),
-                         error=f"gate evaluation failed: {exc}; {version} stays a candidate")
+            self._update(
+                job_id,
+                state=FAILED,
+                active=None,
+                finished_at=_now(),
+                error=f"gate evaluation failed: {exc}; {version} stays a candidate",
+            )
             return
         verdict = decision.to_json()
         if decision.promote:
             try:
                 self.admin.promote(version, f"gate: {decision.reason} (job {job_id})")
             except PromotionError as exc:
-                self._update(job_id, state=FAILED, active=None, finished_at=_now(), gate=verdict,
-                             error=f"promotion failed: {exc}")
+                self._update(
+                    job_id,
+                    state=FAILED,
+                    active=None,
+                    finished_at=_now(),
+                    gate=verdict,
+                    error=f"promotion failed: {exc}",
+                )
                 return
             self.admin.set_status(version, PROMOTED, decision.reason, job_id=job_id, gate=verdict)
             self._update(job_id, state=SUCCEEDED, active=None, finished_at=_now(), gate=verdict)
@@ -312,8 +345,13 @@ class JobManager:
             active = list(s.scalars(select(Job).where(Job.active == 1)))
         for job in active:
             if job.state == QUEUED:
-                self._update(job.id, state=FAILED, active=None, finished_at=_now(),
-                             error="the service stopped before the job started")
+                self._update(
+                    job.id,
+                    state=FAILED,
+                    active=None,
+                    finished_at=_now(),
+                    error="the service stopped before the job started",
+                )
             elif job.id not in self._threads:
                 self._follow(job.id)
         return [j.id for j in active]
@@ -363,13 +401,23 @@ class JobManager:
         job_dir = Path(job.job_dir)
         tail = read_tail(job_dir / "train.log", self.settings.jobs.log_tail_lines)
         return {
-            "id": job.id, "kind": job.kind, "state": job.state, "config": job.config,
-            "created_at": _iso(job.created_at), "started_at": _iso(job.started_at),
-            "finished_at": _iso(job.finished_at), "pid": job.pid, "n_annotations": job.n_annotations,
+            "id": job.id,
+            "kind": job.kind,
+            "state": job.state,
+            "config": job.config,
+            "created_at": _iso(job.created_at),
+            "started_at": _iso(job.started_at),
+            "finished_at": _iso(job.finished_at),
+            "pid": job.pid,
+            "n_annotations": job.n_annotations,
             "progress": read_progress(job_dir / PROGRESS_FILE),
             "log_last_line": tail[-1] if tail and job.state == RUNNING else None,
-            "log_tail": tail, "exit_code": job.exit_code, "version": job.version,
-            "metrics": job.metrics, "gate": job.gate, "error": job.error,
+            "log_tail": tail,
+            "exit_code": job.exit_code,
+            "version": job.version,
+            "metrics": job.metrics,
+            "gate": job.gate,
+            "error": job.error,
         }
 
     def list(self, limit: int) -> list[dict[str, Any]]:

@@ -29,8 +29,10 @@ def progress_line(job: dict[str, Any]) -> str:
     if not p:
         return f"{job['id']}  {job['state']}"
     eta = f", ETA {p['eta_s']:.0f}s" if p.get("eta_s") is not None and job["state"] == "running" else ""
-    return (f"{job['id']}  {job['state']}  phase {p['phase_number']}/{p['phases']} {p['phase']} "
-            f"(step {p['step']}/{p['steps']})  {p['percent']:.1f}%{eta}")
+    return (
+        f"{job['id']}  {job['state']}  phase {p['phase_number']}/{p['phases']} {p['phase']} "
+        f"(step {p['step']}/{p['steps']})  {p['percent']:.1f}%{eta}"
+    )
 
 
 @jobs.command("list")

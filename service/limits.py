@@ -27,8 +27,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.auth import check_token, require_token
 from service.errors import CODES, ApiError, error_body
-from service.text_hygiene import text_problem
 from service.settings import ServiceSettings
+from service.text_hygiene import text_problem
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +77,13 @@ class BodyLimitMiddleware:
 
 async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     payload = json.dumps(body).encode()
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})
 
 
@@ -100,9 +102,7 @@ class ApiRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        guarded = bool(self.methods & WRITE_METHODS) and any(
-            d.dependency is require_token for d in self.dependencies
-        )
+        guarded = bool(self.methods & WRITE_METHODS) and any(d.dependency is require_token for d in self.dependencies)
 
         async def checked(request: Request) -> Response:
             if guarded:
@@ -118,8 +118,6 @@ class ApiRoute(APIRoute):
             return await handler(request)
 
         return checked
-
-
 
 
 # ------------------------------------------------------------------ 422 on limits
@@ -148,9 +146,7 @@ def _problem(loc: Sequence[Any], message: str) -> dict[str, Any]:
 
 
 def invalid(errors: list[tuple[tuple[Any, ...], str]]) -> RequestValidationError:
-    return RequestValidationError(
-        [{"loc": ("body", *loc), "msg": msg, "type": "value_error"} for loc, msg in errors]
-    )
+    return RequestValidationError([{"loc": ("body", *loc), "msg": msg, "type": "value_error"} for loc, msg in errors])
 
 
 def check_texts(texts: list[str], field: str, limits: ServiceSettings) -> None:

@@ -23,8 +23,7 @@ VISIBLE = (
 
 
 def _text(max_chars: int, description: str) -> dict[str, Any]:
-    return {"type": "string", "minLength": 1, "maxLength": max_chars, "pattern": VISIBLE,
-            "description": description}
+    return {"type": "string", "minLength": 1, "maxLength": max_chars, "pattern": VISIBLE, "description": description}
 
 
 def patch(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -38,17 +37,30 @@ def patch(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
     if "ClassifyRequest" in schemas:
         schemas["ClassifyRequest"]["properties"] = {
             "text": text,
-            "texts": {"type": "array", "items": text, "minItems": 1, "maxItems": limits.max_texts,
-                      "description": "several texts, scored independently"},
+            "texts": {
+                "type": "array",
+                "items": text,
+                "minItems": 1,
+                "maxItems": limits.max_texts,
+                "description": "several texts, scored independently",
+            },
         }
         schemas["ClassifyRequest"]["oneOf"] = [{"required": ["text"]}, {"required": ["texts"]}]
     if "AnnotationIn" in schemas:
         props = schemas["AnnotationIn"]["properties"]
         props["text"] = _text(limits.max_text_chars, "the statement")
-        props["labels"] = {"type": "array", "items": {"enum": list(settings.labels)},
-                           "description": "label names; [] for none"}
-        props["source"] = {"type": "string", "minLength": 1, "maxLength": SOURCE_MAX_CHARS, "pattern": VISIBLE,
-                           "description": "document id (groups the cross-validation folds)"}
+        props["labels"] = {
+            "type": "array",
+            "items": {"enum": list(settings.labels)},
+            "description": "label names; [] for none",
+        }
+        props["source"] = {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": SOURCE_MAX_CHARS,
+            "pattern": VISIBLE,
+            "description": "document id (groups the cross-validation folds)",
+        }
     if "RetrainIn" in schemas:
         schemas["RetrainIn"]["properties"]["config"] = {
             "anyOf": [{"enum": available_configs(settings.configs_dir)}, {"type": "null"}],
@@ -68,8 +80,11 @@ def patch(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
     trends = spec.get("paths", {}).get("/v1/trends", {}).get("get", {})
     for param in trends.get("parameters", []):
         if param.get("name") == "label":
-            param["schema"] = {"type": "array", "items": {"enum": list(settings.labels)},
-                               "description": "repeat for several; none = every label"}
+            param["schema"] = {
+                "type": "array",
+                "items": {"enum": list(settings.labels)},
+                "description": "repeat for several; none = every label",
+            }
     review = spec.get("paths", {}).get("/v1/review/next", {}).get("get", {})
     for param in review.get("parameters", []):
         if param.get("name") == "n":
@@ -77,8 +92,10 @@ def patch(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
     listing = spec.get("paths", {}).get("/v1/annotations", {}).get("get", {})
     for param in listing.get("parameters", []):
         if param.get("name") == "label":
-            param["schema"] = {"anyOf": [{"enum": [*settings.labels, "none"]}, {"type": "null"}],
-                               "description": "a label name, or 'none'"}
+            param["schema"] = {
+                "anyOf": [{"enum": [*settings.labels, "none"]}, {"type": "null"}],
+                "description": "a label name, or 'none'",
+            }
     return spec
 
 

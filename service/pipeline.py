@@ -24,7 +24,6 @@ from service.statements import (
 )
 from training.settings import SegmentationSettings
 
-
 FEEDS_PATH = "/v1/feeds/score"
 
 
@@ -59,12 +58,14 @@ async def classify(
     for p in prepared:
         part = preds[offset : offset + len(p.units)]
         offset += len(p.units)
-        results.append({
-            **aggregate(p.units, part, labels),
-            "model_version": version,
-            "statements": p.statements,
-            "boilerplate": p.boilerplate,
-        })
+        results.append(
+            {
+                **aggregate(p.units, part, labels),
+                "model_version": version,
+                "statements": p.statements,
+                "boilerplate": p.boilerplate,
+            }
+        )
     return {"model_version": version, "results": results}
 
 
@@ -93,7 +94,11 @@ def _line(obj: dict[str, Any]) -> bytes:
 
 
 def article_result(
-    article: Article, prepared: Prepared | None, preds: list[Any], version: str, labels: list[str],
+    article: Article,
+    prepared: Prepared | None,
+    preds: list[Any],
+    version: str,
+    labels: list[str],
     boilerplate: bool = False,
 ) -> dict[str, Any]:
     """One article's NDJSON object: statement rows and the summary (or the item's error).
@@ -117,11 +122,15 @@ def article_result(
 
 
 async def stream_feed(
-    scorer: Scorer, articles: Iterator[Article], seg: SegmentationSettings, chunk_units: int,
+    scorer: Scorer,
+    articles: Iterator[Article],
+    seg: SegmentationSettings,
+    chunk_units: int,
     boilerplate: bool = False,
 ) -> AsyncIterator[bytes]:
     """NDJSON, one line per article, in feed order. Segmentation of the next chunk (a
     worker thread) overlaps the model call on the current one."""
+
     def take() -> list[tuple[Article, Prepared | None]]:
         return take_chunk(articles, seg, splitter_for(scorer.bundle), chunk_units)
 

@@ -15,11 +15,11 @@ from typing import Any, Protocol
 
 from sqlalchemy import select
 
+from service.settings import Settings
 from service.store import Database, open_database
 from service.store_models import ModelStatus
 from training.bundle import ONNX_FILE, Bundle, BundleError
 from training.registry import Registry
-from service.settings import Settings
 
 ROLLBACK = "rollback"
 CANDIDATE, PROMOTED, REJECTED, ROLLED_BACK = "candidate", "promoted", "rejected", "rolled_back"
@@ -68,8 +68,9 @@ class ModelAdmin:
 
     # ------------------------------------------------------------ status
 
-    def set_status(self, version: str, status: str, reason: str = "", job_id: str | None = None,
-                   gate: dict[str, Any] | None = None) -> None:
+    def set_status(
+        self, version: str, status: str, reason: str = "", job_id: str | None = None, gate: dict[str, Any] | None = None
+    ) -> None:
         with self.db.write() as s:
             row = s.get(ModelStatus, version)
             if row is None:
@@ -100,8 +101,12 @@ class ModelAdmin:
             if row is not None:
                 info.update(status=row.status, reason=row.reason, job_id=row.job_id, gate=row.gate)
             else:
-                info.update(status=PROMOTED if version in ever_current or version == current else CANDIDATE,
-                            reason="", job_id=None, gate=None)
+                info.update(
+                    status=PROMOTED if version in ever_current or version == current else CANDIDATE,
+                    reason="",
+                    job_id=None,
+                    gate=None,
+                )
             info["current"] = version == current
             models.append(info)
         return {"current": current, "models": models, "history": self.registry.history()}
@@ -146,7 +151,7 @@ class ModelAdmin:
         for entry in self.registry.history():
             version = entry["current"]
             if str(entry.get("reason", "")).startswith(ROLLBACK) and version in stack:
-                del stack[len(stack) - 1 - stack[::-1].index(version) + 1:]
+                del stack[len(stack) - 1 - stack[::-1].index(version) + 1 :]
             elif not stack or stack[-1] != version:
                 stack.append(version)
         current = self.registry.current()
@@ -179,8 +184,12 @@ class ModelAdmin:
                 bundle = self._load(current)
             except PromotionError as exc:  # once per bad pointer, not every poll
                 self.bad_pointer = current
-                log.error("registry CURRENT names %s, which cannot be served (%s); still serving %s",
-                          current, exc, self.applied)
+                log.error(
+                    "registry CURRENT names %s, which cannot be served (%s); still serving %s",
+                    current,
+                    exc,
+                    self.applied,
+                )
                 return None
             self.bad_pointer = None
             scorer = self._scorer()

@@ -49,8 +49,10 @@ def _fallback_note(request: Request) -> str | None:
     fallback = getattr(request.app.state, "fallback", None)
     if not fallback:
         return None
-    return (f"serving {fallback['serving']} instead of {fallback['requested']} (models/CURRENT), "
-            f"which cannot be served: {fallback['reason']}")
+    return (
+        f"serving {fallback['serving']} instead of {fallback['requested']} (models/CURRENT), "
+        f"which cannot be served: {fallback['reason']}"
+    )
 
 
 @router.get("/healthz", response_model=Health, tags=["health"])
@@ -59,8 +61,12 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Health, tags=["health"],
-            responses={503: {"model": Health, "description": "no model loaded yet"}})
+@router.get(
+    "/readyz",
+    response_model=Health,
+    tags=["health"],
+    responses={503: {"model": Health, "description": "no model loaded yet"}},
+)
 async def readyz(request: Request) -> Any:
     """A model is loaded and warmed up (readiness); 503 until then. `detail` says when
     the service serves a fallback because models/CURRENT is broken."""
@@ -70,9 +76,17 @@ async def readyz(request: Request) -> Any:
     return Health(status="ready", model_version=scorer.version, detail=_fallback_note(request))
 
 
-@router.get("/metrics", tags=["health"], response_class=Response,
-            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
-                             "description": "Prometheus text exposition format"}})
+@router.get(
+    "/metrics",
+    tags=["health"],
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "Prometheus text exposition format",
+        }
+    },
+)
 async def metrics(request: Request) -> Response:
     """Prometheus metrics (request counts and latency, statements scored, batch sizes)."""
     return Response(generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)
@@ -107,12 +121,9 @@ async def model_info(request: Request, scorer: ScorerDep) -> dict[str, Any]:
     "/v1/classify",
     response_model=None,  # documented below; results are built by our code, not re-validated
     tags=["scoring"],
-    responses={200: {"model": ClassifyResponse, "description": "labels per text"},
-               **responses(400, 413, 422, 503)},
+    responses={200: {"model": ClassifyResponse, "description": "labels per text"}, **responses(400, 413, 422, 503)},
 )
-async def classify(
-    request: Request, body: ClassifyRequest, scorer: ScorerDep, settings: SettingsDep
-) -> Response:
+async def classify(request: Request, body: ClassifyRequest, scorer: ScorerDep, settings: SettingsDep) -> Response:
     """Stance labels for one text or several. A text of several sentences is segmented;
     a label is on if any statement carries it, its score is the max over statements, and
     `evidence` lists the statements that carry it. More than `service.max_statements`
@@ -120,7 +131,10 @@ async def classify(
     check_texts(body.items(), "text" if body.text is not None else "texts", settings.service)
     try:
         result = await pipeline.classify(
-            scorer, body.items(), settings.segmentation, settings.service.max_statements,
+            scorer,
+            body.items(),
+            settings.segmentation,
+            settings.service.max_statements,
             cancelled=request.is_disconnected,
         )
     except Abandoned:
@@ -147,24 +161,29 @@ async def _spool(request: Request) -> IO[bytes]:
     tags=["scoring"],
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}},
-              "description": "one JSON object per article"},
+        200: {
+            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+            "description": "one JSON object per article",
+        },
         **responses(400, 413, 422, 503),
     },
-    openapi_extra={"requestBody": {"required": True, "content": {
-        "application/rss+xml": {"schema": {"type": "string"}},
-        "application/atom+xml": {"schema": {"type": "string"}},
-        "application/x-ndjson": {"schema": {"type": "string"}},
-        "text/plain": {"schema": {"type": "string"}},
-    }}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/rss+xml": {"schema": {"type": "string"}},
+                "application/atom+xml": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "text/plain": {"schema": {"type": "string"}},
+            },
+        }
+    },
 )
 async def score_feed(
     request: Request,
     scorer: ScorerDep,
     settings: SettingsDep,
-    fmt: Annotated[
-        str, Query(alias="format", description=f"auto | {' | '.join(FORMAT_ALIASES)}")
-    ] = "auto",
+    fmt: Annotated[str, Query(alias="format", description=f"auto | {' | '.join(FORMAT_ALIASES)}")] = "auto",
     boilerplate: Annotated[
         bool, Query(description="also return the skipped boilerplate statements (rows with `boilerplate`: why)")
     ] = False,
@@ -189,9 +208,5 @@ async def score_feed(
     except BaseException:
         spool.close()
         raise
-    stream = pipeline.stream_feed(
-        scorer, articles, settings.segmentation, settings.service.max_call_size, boilerplate
-    )
-    return StreamingResponse(
-        stream, media_type="application/x-ndjson", background=BackgroundTask(spool.close)
-    )
+    stream = pipeline.stream_feed(scorer, articles, settings.segmentation, settings.service.max_call_size, boilerplate)
+    return StreamingResponse(stream, media_type="application/x-ndjson", background=BackgroundTask(spool.close))

@@ -36,12 +36,15 @@ async def _store(request: Request) -> AnnotationStore:
 StoreDep = Annotated[AnnotationStore, Depends(_store)]
 
 
-@router.post("/annotations", status_code=status.HTTP_201_CREATED, dependencies=[Depends(require_token)],
-             response_model=AnnotationsPosted, responses=responses(400, 401, 403, 413, 422, 503),
-             summary="Add one or many annotations (all stored or none)")
-def post_annotations(
-    store: StoreDep, body: Annotated[AnnotationsBody, Body(examples=[EXAMPLE])]
-) -> AnnotationsPosted:
+@router.post(
+    "/annotations",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(require_token)],
+    response_model=AnnotationsPosted,
+    responses=responses(400, 401, 403, 413, 422, 503),
+    summary="Add one or many annotations (all stored or none)",
+)
+def post_annotations(store: StoreDep, body: Annotated[AnnotationsBody, Body(examples=[EXAMPLE])]) -> AnnotationsPosted:
     """Body: `{"annotations": [{text, labels, source, annotator?}, ...], "batch"?, "annotator"?}`,
     a single record, or a list of records. Invalid records reject the whole request (422)
     with every problem listed by record number. Re-posting an identical record is a no-op
@@ -49,12 +52,17 @@ def post_annotations(
     items, batch = intake(body, store.settings, store.schema)
     results = store.add(items, batch, kind="api") or []
     created = sum(r.created for r in results)
-    return AnnotationsPosted(ids=[r.id for r in results], created=created, unchanged=len(results) - created,
-                             batch=batch)
+    return AnnotationsPosted(
+        ids=[r.id for r in results], created=created, unchanged=len(results) - created, batch=batch
+    )
 
 
-@router.get("/annotations", response_model=AnnotationPage, responses=responses(422),
-            summary="List annotations (latest per statement, or the full history)")
+@router.get(
+    "/annotations",
+    response_model=AnnotationPage,
+    responses=responses(422),
+    summary="List annotations (latest per statement, or the full history)",
+)
 async def list_annotations(
     store: StoreDep,
     view: Literal["latest", "history"] = "latest",
@@ -71,15 +79,26 @@ async def list_annotations(
 ) -> AnnotationPage:
     try:
         listed = await run_in_threadpool(
-            store.list, view=view, batch=batch, label=label, source=source, annotator=annotator,
-            text=text, statement_id=statement_id, page=page, page_size=page_size,
+            store.list,
+            view=view,
+            batch=batch,
+            label=label,
+            source=source,
+            annotator=annotator,
+            text=text,
+            statement_id=statement_id,
+            page=page,
+            page_size=page_size,
         )
     except ValueError as exc:
         raise ApiError(422, str(exc), [{"field": "label", "message": str(exc)}]) from None
     return AnnotationPage.model_validate(listed)
 
 
-@router.get("/annotations/stats", response_model=AnnotationStats,
-            summary="Per-label and per-batch counts, conflicts between annotators")
+@router.get(
+    "/annotations/stats",
+    response_model=AnnotationStats,
+    summary="Per-label and per-batch counts, conflicts between annotators",
+)
 async def annotation_stats(store: StoreDep) -> AnnotationStats:
     return AnnotationStats.model_validate(await run_in_threadpool(store.stats))

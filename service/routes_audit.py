@@ -8,12 +8,11 @@ from typing import Literal
 import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
-
 from pydantic import BaseModel, Field
 
-from service.limits import ApiRoute
 from service.audit import AuditUnavailable, run_audit
 from service.errors import ApiError, responses
+from service.limits import ApiRoute
 from training.audit import label_studio_tasks
 
 router = APIRouter(prefix="/v1", tags=["annotations"], route_class=ApiRoute)
@@ -41,7 +40,8 @@ class AuditOut(BaseModel):
 
 
 @router.get(
-    "/annotations/audit", summary="Likely label errors, likeliest first (cleanlab on out-of-fold scores)",
+    "/annotations/audit",
+    summary="Likely label errors, likeliest first (cleanlab on out-of-fold scores)",
     response_model=AuditOut,
     responses={
         200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}},

@@ -7,8 +7,8 @@ from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, status
-from pydantic import BaseModel, Field
 from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from service.auth import require_token
@@ -38,9 +38,14 @@ ModelsDep = Annotated[ModelAdmin, Depends(_models)]
 JobId = Annotated[str, Path(max_length=JOB_ID_MAX)]
 
 
-@router.post("/retrain", status_code=status.HTTP_202_ACCEPTED, dependencies=[Depends(require_token)],
-             response_model=JobOut, responses=responses(400, 401, 403, 409, 422, 503),
-             summary="Start a retraining job (one at a time)")
+@router.post(
+    "/retrain",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[Depends(require_token)],
+    response_model=JobOut,
+    responses=responses(400, 401, 403, 409, 422, 503),
+    summary="Start a retraining job (one at a time)",
+)
 def retrain(jobs: JobsDep, body: Annotated[RetrainIn | None, Body()] = None) -> JobOut:
     """409 with `active_job` while another job is active."""
     try:
@@ -58,8 +63,12 @@ async def list_jobs(
     return [JobOut.model_validate(j) for j in await run_in_threadpool(jobs.list, limit)]
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut, responses=responses(404, 422),
-            summary="State, progress, log tail, metrics and gate decision of a job")
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobOut,
+    responses=responses(404, 422),
+    summary="State, progress, log tail, metrics and gate decision of a job",
+)
 async def get_job(jobs: JobsDep, job_id: JobId) -> JobOut:
     try:
         return JobOut.model_validate(await run_in_threadpool(jobs.get, job_id))
@@ -67,8 +76,13 @@ async def get_job(jobs: JobsDep, job_id: JobId) -> JobOut:
         raise ApiError(404, f"no job {job_id!r}") from None
 
 
-@router.post("/jobs/{job_id}/cancel", dependencies=[Depends(require_token)], response_model=JobOut,
-             responses=responses(401, 403, 404, 422, 503), summary="Stop a running job")
+@router.post(
+    "/jobs/{job_id}/cancel",
+    dependencies=[Depends(require_token)],
+    response_model=JobOut,
+    responses=responses(401, 403, 404, 422, 503),
+    summary="Stop a running job",
+)
 def cancel_job(jobs: JobsDep, job_id: JobId) -> JobOut:
     try:
         return JobOut.model_validate(jobs.cancel(job_id))
@@ -81,9 +95,13 @@ async def list_models(models: ModelsDep) -> Registry:
     return Registry.model_validate(await run_in_threadpool(models.list))
 
 
-@router.post("/models/rollback", dependencies=[Depends(require_token)], response_model=Switched,
-             responses=responses(400, 401, 403, 404, 409, 422, 503),
-             summary="Serve the previous (or a named earlier) version; hot swap")
+@router.post(
+    "/models/rollback",
+    dependencies=[Depends(require_token)],
+    response_model=Switched,
+    responses=responses(400, 401, 403, 404, 409, 422, 503),
+    summary="Serve the previous (or a named earlier) version; hot swap",
+)
 def rollback(models: ModelsDep, body: Annotated[RollbackIn | None, Body()] = None) -> Switched:
     try:
         return Switched.model_validate(models.rollback(body.version if body else None))
@@ -93,8 +111,13 @@ def rollback(models: ModelsDep, body: Annotated[RollbackIn | None, Body()] = Non
         raise ApiError(409, str(exc)) from None
 
 
-@router.post("/models/{version}/promote", dependencies=[Depends(require_token)], response_model=Switched,
-             responses=responses(401, 403, 404, 409, 422, 503), summary="Make a version current; hot swap")
+@router.post(
+    "/models/{version}/promote",
+    dependencies=[Depends(require_token)],
+    response_model=Switched,
+    responses=responses(401, 403, 404, 409, 422, 503),
+    summary="Make a version current; hot swap",
+)
 def promote(models: ModelsDep, version: str) -> Switched:
     try:
         return Switched.model_validate(models.promote(version, "manual promotion via API"))
@@ -123,16 +146,24 @@ def card_of(path: FilePath) -> dict[str, Any]:
     return {"card": card.read_text(encoding="utf-8") if card.is_file() else None, "plots": plots}
 
 
-@router.get("/models/{version}/card", summary="A version's model card (markdown) and its plot names",
-            responses=responses(404, 422))
+@router.get(
+    "/models/{version}/card",
+    summary="A version's model card (markdown) and its plot names",
+    responses=responses(404, 422),
+)
 async def model_card(models: ModelsDep, version: Annotated[str, Path(max_length=200)]) -> ModelCard:
     return ModelCard(version=version, **card_of(_bundle_dir(models, version)))
 
 
-@router.get("/models/{version}/plots/{name}", summary="One plot of a version's model card (PNG)",
-            response_class=FileResponse,
-            responses={200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
-                             "description": "the plot"}, **responses(404, 422)})
+@router.get(
+    "/models/{version}/plots/{name}",
+    summary="One plot of a version's model card (PNG)",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}, "description": "the plot"},
+        **responses(404, 422),
+    },
+)
 async def model_plot(
     models: ModelsDep, version: Annotated[str, Path(max_length=200)], name: Annotated[str, Path(max_length=200)]
 ) -> FileResponse:

@@ -16,9 +16,7 @@ EXAMPLE = "Ukraine should be invited to join NATO at the next summit, without wa
 class ClassifyRequest(BaseModel):
     """Exactly one of `text` or `texts`."""
 
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"texts": [EXAMPLE]}, {"text": EXAMPLE}]}
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"texts": [EXAMPLE]}, {"text": EXAMPLE}]})
 
     text: str | None = Field(None, description="one statement or a longer text (segmented)")
     texts: list[str] | None = Field(None, description="several texts, scored independently")
@@ -33,7 +31,7 @@ class ClassifyRequest(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _one_of(self) -> "ClassifyRequest":
+    def _one_of(self) -> ClassifyRequest:
         if (self.text is None) == (self.texts is None):
             raise ValueError("give exactly one of 'text' (a string) or 'texts' (a list of strings)")
         return self
@@ -77,8 +75,12 @@ class ModelInfo(BaseModel):
     metrics: dict[str, Any]
     backend: str
     backend_reason: str | None = Field(None, description="why training chose the bundle's default backend (int8 check)")
-    policy: str | None = Field(None, description="decision policy: scores are calibrated probabilities, thresholds on them")
-    calibration: dict[str, list[float]] | None = Field(None, description="per label (a, b): score = sigmoid(a * logit + b)")
+    policy: str | None = Field(
+        None, description="decision policy: scores are calibrated probabilities, thresholds on them"
+    )
+    calibration: dict[str, list[float]] | None = Field(
+        None, description="per label (a, b): score = sigmoid(a * logit + b)"
+    )
     max_length: int
     created: str | None = None
     serving: dict[str, Any] = Field(description="micro-batching counters since start")

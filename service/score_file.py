@@ -22,13 +22,20 @@ from tqdm import tqdm
 from service.feeds import Article, FeedError, iter_articles, parse_json_object
 from service.pipeline import take_chunk
 from service.scoring import score_batches
+from service.settings import Settings
 from service.statements import splitter_for, summarize
 from training.bundle import Bundle
-from service.settings import Settings
 
 InputFormat = Literal["auto", "jsonl", "rss", "atom", "text", "dir"]
-_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".xml": "rss", ".rss": "rss",
-             ".atom": "atom", ".txt": "text"}
+_SUFFIXES = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".xml": "rss",
+    ".rss": "rss",
+    ".atom": "atom",
+    ".txt": "text",
+}
 PROGRESS_DELAY_S = 1.0  # the bar appears only on inputs that take longer than this
 
 
@@ -108,9 +115,7 @@ def _articles(path: Path, fmt: str, outcome: Outcome) -> Iterator[Article]:
         yield from iter_articles("xml" if fmt in ("rss", "atom") else "text", fh)
 
 
-def score_articles(
-    path: Path, fmt: str, out: IO[str], bundle: Bundle, settings: Settings
-) -> Outcome:
+def score_articles(path: Path, fmt: str, out: IO[str], bundle: Bundle, settings: Settings) -> Outcome:
     """Per-statement rows and one summary row per article, article by article."""
     outcome = Outcome()
     splitter = splitter_for(bundle)
@@ -132,26 +137,46 @@ def score_articles(
                 part = preds[offset : offset + len(prepared.units)]
                 offset += len(prepared.units)
                 for unit, pred in zip(prepared.units, part, strict=True):
-                    _write(out, {"type": "statement", "article_id": article.id, "index": unit.index,
-                                 "text": unit.text, "labels": pred.labels, "scores": pred.scores})
+                    _write(
+                        out,
+                        {
+                            "type": "statement",
+                            "article_id": article.id,
+                            "index": unit.index,
+                            "text": unit.text,
+                            "labels": pred.labels,
+                            "scores": pred.scores,
+                        },
+                    )
                     outcome.written += 1
-                _write(out, {"type": "article", **article.meta(), "model_version": bundle.version,
-                             **summarize(prepared, part, bundle.labels)})
+                _write(
+                    out,
+                    {
+                        "type": "article",
+                        **article.meta(),
+                        "model_version": bundle.version,
+                        **summarize(prepared, part, bundle.labels),
+                    },
+                )
     return outcome
 
 
 def _bar(total: int | None, unit: str = "B") -> tqdm:
-    return tqdm(total=total, unit=unit, unit_scale=unit == "B", delay=PROGRESS_DELAY_S,
-                file=sys.stderr, leave=False, dynamic_ncols=True)
+    return tqdm(
+        total=total,
+        unit=unit,
+        unit_scale=unit == "B",
+        delay=PROGRESS_DELAY_S,
+        file=sys.stderr,
+        leave=False,
+        dynamic_ncols=True,
+    )
 
 
-def score_file(
-    path: Path, output: Path, fmt: InputFormat, bundle: Bundle, settings: Settings
-) -> Outcome:
+def score_file(path: Path, output: Path, fmt: InputFormat, bundle: Bundle, settings: Settings) -> Outcome:
     """Score `path` into `output` (JSONL). Raises FeedError if a feed cannot be read at all."""
     chosen = resolve_format(path, fmt)
     with output.open("w", encoding="utf-8") as out:
         if chosen == "jsonl":
             return score_statements(path, out, bundle, settings.inference.window)
         return score_articles(path, chosen, out, bundle, settings)
-

@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter as PromCounter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import Counter as PromCounter
 
 from training.bundle import Bundle, Prediction, load_bundle
 from training.settings import InferenceSettings
@@ -50,9 +51,7 @@ WARMUP_TEXTS = ("NATO leaders discussed Ukraine's membership bid at the summit."
 # ------------------------------------------------------------------ offline batch scoring
 
 
-def score_batches(
-    bundle: Bundle, texts: Iterable[str], batch_size: int
-) -> Iterator[Prediction]:
+def score_batches(bundle: Bundle, texts: Iterable[str], batch_size: int) -> Iterator[Prediction]:
     """Predictions for `texts`, in order, scoring `batch_size` statements per model call.
 
     Takes any iterable (a generator over a huge file is fine): only one batch is held in
@@ -71,7 +70,10 @@ class BatchPredictor:
     `score_<label>` column per label, so results stay columnar."""
 
     def __init__(
-        self, bundle_path: str | Path, inference: InferenceSettings, text_column: str = "text",
+        self,
+        bundle_path: str | Path,
+        inference: InferenceSettings,
+        text_column: str = "text",
         batch_size: int | None = None,
     ) -> None:
         self.bundle = load_bundle(bundle_path, inference)
@@ -96,9 +98,7 @@ class ScoringMetrics:
     so tests can build many apps in one process)."""
 
     def __init__(self, registry: CollectorRegistry, max_batch: int) -> None:
-        self.statements = PromCounter(
-            "stance_statements_scored", "Statements scored by the model", registry=registry
-        )
+        self.statements = PromCounter("stance_statements_scored", "Statements scored by the model", registry=registry)
         buckets = sorted({1, 2, 4, 8, 16, 32, 64, 128, max_batch})
         self.batch_size = Histogram(
             "stance_inference_batch_size",
@@ -106,11 +106,11 @@ class ScoringMetrics:
             buckets=buckets,
             registry=registry,
         )
-        self.inference_seconds = Histogram(
-            "stance_inference_seconds", "Wall time of one model call", registry=registry
-        )
+        self.inference_seconds = Histogram("stance_inference_seconds", "Wall time of one model call", registry=registry)
         self.model_info = Gauge(
-            "stance_model_info", "The model version being served (value 1)", ["version", "backend"],
+            "stance_model_info",
+            "The model version being served (value 1)",
+            ["version", "backend"],
             registry=registry,
         )
 
@@ -366,4 +366,3 @@ def warm(bundle: Bundle, texts: Sequence[str] = WARMUP_TEXTS, batch: int = 32) -
     arena on the first sight of a bigger shape, and the first users should not pay for it."""
     bundle.predict(list(texts))
     bundle.predict([" ".join(texts * 4)] * batch)
-

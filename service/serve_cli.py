@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import typer
 
 from service.cli_options import ConfigOpt, ModelOpt, _fail, _settings  # noqa: F401 - shared by the CLI modules
 from service.settings import Settings
+
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Connection limits from settings: idle keep-alive connections and connections that
@@ -43,8 +43,7 @@ def serve(
     registry = Registry(settings.paths.models_dir)
     if model is None and registry.current() is None:
         typer.echo(
-            f"no current model in {registry.root}: training one first "
-            "(about 10 minutes on this machine) ...",
+            f"no current model in {registry.root}: training one first (about 10 minutes on this machine) ...",
             err=True,
         )
         from training.train import train_default
@@ -93,8 +92,14 @@ def score(
     except FeedError as exc:
         _fail(f"{input}: {exc}")
     typer.echo(
-        json.dumps({"output": str(output), "rows": outcome.written, "failed": outcome.failures,
-                    "model_version": bundle.version}),
+        json.dumps(
+            {
+                "output": str(output),
+                "rows": outcome.written,
+                "failed": outcome.failures,
+                "model_version": bundle.version,
+            }
+        ),
         err=True,
     )
     if outcome.failures:

@@ -13,8 +13,8 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from training.settings import Settings as TrainingSettingsModel
 from training.settings import Section, load_settings
+from training.settings import Settings as TrainingSettingsModel
 
 
 class ServiceSettings(Section):
@@ -27,7 +27,9 @@ class ServiceSettings(Section):
     microbatch_max_size: int = Field(8, ge=1)  # small concurrent requests merged per model call
     max_call_size: int = Field(64, ge=1)  # statements per model call for a large request or a feed chunk
     microbatch_max_wait_ms: float = Field(4, ge=0)
-    spin_wait: bool = False  # inference threads busy-wait between calls (ONNX Runtime, OpenMP); steals CPU on small machines
+    spin_wait: bool = (
+        False  # inference threads busy-wait between calls (ONNX Runtime, OpenMP); steals CPU on small machines
+    )
     max_statements: int = Field(1000, ge=1)  # statements per /v1/classify request (413 above: use the feed endpoint)
     keep_alive_s: float = Field(5, gt=0)  # an idle keep-alive connection is closed after this
     header_timeout_s: float = Field(10, gt=0)  # a connection that has not sent complete headers by then is closed

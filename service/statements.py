@@ -126,9 +126,7 @@ def prepare_article(text: str, seg: SegmentationSettings, splitter: WindowSplitt
     return Prepared(units, len(statements), len(statements) - len(content), skipped)
 
 
-def aggregate(
-    units: Sequence[Unit], preds: Sequence[Prediction], labels: Sequence[str]
-) -> dict[str, Any]:
+def aggregate(units: Sequence[Unit], preds: Sequence[Prediction], labels: Sequence[str]) -> dict[str, Any]:
     """Text-level labels (any statement), scores (max) and per-label evidence."""
     scores = {name: max((p.scores[name] for p in preds), default=0.0) for name in labels}
     evidence = {
@@ -146,9 +144,7 @@ def aggregate(
     }
 
 
-def summarize(
-    prepared: Prepared, preds: Sequence[Prediction], labels: Sequence[str]
-) -> dict[str, Any]:
+def summarize(prepared: Prepared, preds: Sequence[Prediction], labels: Sequence[str]) -> dict[str, Any]:
     """An article's summary: statements scored, boilerplate skipped, statements per label."""
     carrying: dict[str, set[int]] = {name: set() for name in labels}
     for unit, pred in zip(prepared.units, preds, strict=True):

@@ -19,11 +19,11 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,7 +55,7 @@ def statement_key(text: str) -> str:
 
 def default_api_batch(now: datetime | None = None) -> str:
     """API posts without a batch name are grouped per UTC day."""
-    return API_BATCH_PREFIX + (now or datetime.now(timezone.utc)).strftime("%Y-%m-%d")
+    return API_BATCH_PREFIX + (now or datetime.now(UTC)).strftime("%Y-%m-%d")
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,12 @@ class ImportReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "file": self.file, "batch": self.batch, "format": self.format, "added": self.added,
-            "unchanged": self.unchanged, "already_imported": self.already_imported,
+            "file": self.file,
+            "batch": self.batch,
+            "format": self.format,
+            "added": self.added,
+            "unchanged": self.unchanged,
+            "already_imported": self.already_imported,
             "skipped": [{"where": p.where, "message": p.message} for p in self.skipped],
         }
 
@@ -139,9 +143,7 @@ def _sqlite_engine(url: str, busy_timeout_ms: int) -> Engine:
     path = url.split("///", 1)[-1]
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(
-        url, connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False}
-    )
+    engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -203,17 +205,22 @@ class AnnotationStore:
         with self.db.write() as s:
             b = self._batch(s, batch, kind)
             if file is not None:
-                seen = s.scalar(
-                    select(BatchFile.id).where(BatchFile.batch_id == b.id, BatchFile.sha256 == file.sha256)
-                )
+                seen = s.scalar(select(BatchFile.id).where(BatchFile.batch_id == b.id, BatchFile.sha256 == file.sha256))
                 if seen is not None:
                     return None
             # Lock statements in key order (stable, so a request's own order per key holds).
             for i in sorted(range(len(items)), key=lambda j: keys[j]):
                 results[i] = self._add_one(s, b, keys[i], items[i])
             if file is not None:
-                s.add(BatchFile(batch_id=b.id, sha256=file.sha256, filename=file.filename,
-                                format=file.format, n_records=file.n_records))
+                s.add(
+                    BatchFile(
+                        batch_id=b.id,
+                        sha256=file.sha256,
+                        filename=file.filename,
+                        format=file.format,
+                        n_records=file.n_records,
+                    )
+                )
         return [r for r in results if r is not None]
 
     def rekey(self) -> int:
@@ -238,15 +245,19 @@ class AnnotationStore:
         labels = _labels_json(ann.labels)
         prev = s.scalars(
             select(AnnotationRow)
-            .where(AnnotationRow.statement_id == st.id, AnnotationRow.annotator == item.annotator,
-                   AnnotationRow.batch_id == b.id)
+            .where(
+                AnnotationRow.statement_id == st.id,
+                AnnotationRow.annotator == item.annotator,
+                AnnotationRow.batch_id == b.id,
+            )
             .order_by(AnnotationRow.id.desc())
             .limit(1)
         ).first()
         if prev is not None and prev.labels == labels and prev.source == ann.source:
             return AddResult(prev.id, created=False)
-        row = AnnotationRow(statement_id=st.id, labels=labels, source=ann.source,
-                            annotator=item.annotator, batch_id=b.id)
+        row = AnnotationRow(
+            statement_id=st.id, labels=labels, source=ann.source, annotator=item.annotator, batch_id=b.id
+        )
         s.add(row)
         s.flush()
         st.latest_id = row.id
@@ -301,13 +312,19 @@ class AnnotationStore:
             who = rec.annotator or annotator
             k = (statement_key(rec.annotation.text), who)
             if k in first and first[k][1] != rec.annotation.labels:
-                problems.append(Problem(rec.where, f"conflicting labels for the same text by {who!r}: "
-                                        f"{list(rec.annotation.labels)} here, {list(first[k][1])} at {first[k][0]}"))
+                problems.append(
+                    Problem(
+                        rec.where,
+                        f"conflicting labels for the same text by {who!r}: "
+                        f"{list(rec.annotation.labels)} here, {list(first[k][1])} at {first[k][0]}",
+                    )
+                )
                 continue
             first.setdefault(k, (rec.where, rec.annotation.labels))
             good.append(NewAnnotation(rec.annotation, who))
-        problems = [Problem(f"{path.name}: {p.where}" if p.where != str(path) else p.where, p.message)
-                    for p in problems]
+        problems = [
+            Problem(f"{path.name}: {p.where}" if p.where != str(path) else p.where, p.message) for p in problems
+        ]
         if problems and not skip_invalid:
             raise AnnotationError(problems)
         if not good:
@@ -330,8 +347,9 @@ class AnnotationStore:
         reports = []
         for path in annotation_files(self.settings.paths.annotations_dir):
             try:
-                reports.append(self.import_file(path, "jsonl", path.stem, self.settings.store.seed_annotator,
-                                                kind="seed"))
+                reports.append(
+                    self.import_file(path, "jsonl", path.stem, self.settings.store.seed_annotator, kind="seed")
+                )
             except AnnotationError as exc:
                 reports.append(ImportReport(str(path), path.stem, "jsonl", skipped=exc.problems))
         return reports
@@ -369,9 +387,11 @@ class AnnotationStore:
         `text` matches a substring of the statement (case-insensitive); `statement_id` picks
         one statement (with view=history: its whole history)."""
         size = min(page_size or self.settings.store.page_size, self.settings.store.max_page_size)
-        q = select(AnnotationRow, Statement.text, Batch.name).join(
-            Statement, Statement.id == AnnotationRow.statement_id
-        ).join(Batch, Batch.id == AnnotationRow.batch_id)
+        q = (
+            select(AnnotationRow, Statement.text, Batch.name)
+            .join(Statement, Statement.id == AnnotationRow.statement_id)
+            .join(Batch, Batch.id == AnnotationRow.batch_id)
+        )
         if view == "latest":
             q = q.where(AnnotationRow.id == Statement.latest_id)
         elif view != "history":
@@ -397,9 +417,16 @@ class AnnotationStore:
             total = s.scalar(select(func.count()).select_from(q.subquery()))
             rows = s.execute(q.order_by(AnnotationRow.id).offset((page - 1) * size).limit(size)).all()
         items = [
-            {"id": r.id, "statement_id": r.statement_id, "text": text, "labels": json.loads(r.labels),
-             "source": r.source, "annotator": r.annotator, "batch": bname,
-             "created_at": r.created_at.isoformat() if r.created_at else None}
+            {
+                "id": r.id,
+                "statement_id": r.statement_id,
+                "text": text,
+                "labels": json.loads(r.labels),
+                "source": r.source,
+                "annotator": r.annotator,
+                "batch": bname,
+                "created_at": r.created_at.isoformat() if r.created_at else None,
+            }
             for r, text, bname in rows
         ]
         return {"total": total, "page": page, "page_size": size, "view": view, "items": items}
@@ -423,8 +450,9 @@ class AnnotationStore:
             ).all()
         grouped: dict[int, dict[str, Any]] = {}
         for row, text, latest_id in rows:
-            g = grouped.setdefault(row.statement_id, {"statement_id": row.statement_id, "text": text,
-                                                       "by_annotator": {}, "latest": None})
+            g = grouped.setdefault(
+                row.statement_id, {"statement_id": row.statement_id, "text": text, "by_annotator": {}, "latest": None}
+            )
             g["by_annotator"][row.annotator] = json.loads(row.labels)
             if row.id == latest_id:
                 g["latest"] = json.loads(row.labels)
@@ -439,9 +467,11 @@ class AnnotationStore:
                 .join(Batch, Batch.id == AnnotationRow.batch_id)
             ).all()
             per_batch_rows = dict(
-                s.execute(select(Batch.name, func.count(AnnotationRow.id))
-                          .join(AnnotationRow, AnnotationRow.batch_id == Batch.id, isouter=True)
-                          .group_by(Batch.name)).all()
+                s.execute(
+                    select(Batch.name, func.count(AnnotationRow.id))
+                    .join(AnnotationRow, AnnotationRow.batch_id == Batch.id, isouter=True)
+                    .group_by(Batch.name)
+                ).all()
             )
             batches = s.execute(select(Batch.name, Batch.kind, Batch.created_at).order_by(Batch.id)).all()
             annotators = dict(
@@ -461,12 +491,16 @@ class AnnotationStore:
             "annotations": history,
             "labels": {**{name: snapshot_labels.get(name, 0) for name in self.schema}, "none": none},
             "batches": [
-                {"name": name, "kind": kind, "created_at": created.isoformat() if created else None,
-                 "annotations": per_batch_rows.get(name, 0), "latest": latest_per_batch.get(name, 0)}
+                {
+                    "name": name,
+                    "kind": kind,
+                    "created_at": created.isoformat() if created else None,
+                    "annotations": per_batch_rows.get(name, 0),
+                    "latest": latest_per_batch.get(name, 0),
+                }
                 for name, kind, created in batches
             ],
             "annotators": annotators,
             "conflicts": len(conflicts),
             "conflict_list": conflicts,
         }
-

@@ -45,7 +45,7 @@ def service_settings(tiny_registry: Path, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture(scope="session")
-def client(service_settings: Settings) -> Iterator["TestClient"]:  # noqa: F821
+def client(service_settings: Settings) -> Iterator[TestClient]:  # noqa: F821
     """A started app (lifespan ran: model loaded and warm), shared by read-only tests."""
     from fastapi.testclient import TestClient
 

@@ -219,8 +219,11 @@ def _argilla(where: str, item: Any, question: str | None) -> list[tuple[str, dic
         if isinstance(col, dict):
             n = len(col["value"])
             col = [
-                {"value": col["value"][i], "user_id": (col.get("user_id") or [None] * n)[i],
-                 "status": (col.get("status") or [SUBMITTED] * n)[i]}
+                {
+                    "value": col["value"][i],
+                    "user_id": (col.get("user_id") or [None] * n)[i],
+                    "status": (col.get("status") or [SUBMITTED] * n)[i],
+                }
                 for i in range(n)
             ]
         responses = [(r.get("value"), r.get("user_id"), r.get("status", SUBMITTED)) for r in col]
@@ -238,9 +241,7 @@ def _argilla(where: str, item: Any, question: str | None) -> list[tuple[str, dic
 # ---------------------------------------------------------------- entry point
 
 
-def read_annotation_file(
-    path: Path, fmt: str, schema: Sequence[str], question: str | None = None
-) -> ParsedFile:
+def read_annotation_file(path: Path, fmt: str, schema: Sequence[str], question: str | None = None) -> ParsedFile:
     """Parse and validate a whole file; every invalid record becomes a Problem (where =
     record or line number) so the caller can reject the file or skip them."""
     if fmt not in FORMATS:
@@ -251,9 +252,7 @@ def read_annotation_file(
         if not items and not problems:
             problems.append(Problem(str(path), "no records in the file"))
         elif items:
-            problems.append(
-                Problem(str(path), "cannot tell the format; pass --format jsonl|labelstudio|argilla")
-            )
+            problems.append(Problem(str(path), "cannot tell the format; pass --format jsonl|labelstudio|argilla"))
         return ParsedFile(fmt if fmt != "auto" else "unknown", [], problems)
     records: list[ImportedRecord] = []
     for where, item in items:

@@ -39,8 +39,13 @@ class Suspect:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "rank": self.rank, "text": self.text, "source": self.source, "labels": self.labels,
-            "suggested_labels": self.suggested, "scores": self.scores, "quality": round(self.quality, 6),
+            "rank": self.rank,
+            "text": self.text,
+            "source": self.source,
+            "labels": self.labels,
+            "suggested_labels": self.suggested,
+            "scores": self.scores,
+            "quality": round(self.quality, 6),
             "flagged": self.flagged,
         }
 
@@ -63,10 +68,14 @@ def rank_suspects(
     order = np.argsort(quality, kind="stable")
     return [
         Suspect(
-            rank=r + 1, text=annotations[i].text, source=annotations[i].source, labels=list(annotations[i].labels),
-            suggested=[n for n, p, t in zip(labels, probs[i], cut) if p >= t],
-            scores={n: round(float(p), 4) for n, p in zip(labels, probs[i])},
-            quality=float(quality[i]), flagged=bool(flagged[i]),
+            rank=r + 1,
+            text=annotations[i].text,
+            source=annotations[i].source,
+            labels=list(annotations[i].labels),
+            suggested=[n for n, p, t in zip(labels, probs[i], cut, strict=False) if p >= t],
+            scores={n: round(float(p), 4) for n, p in zip(labels, probs[i], strict=False)},
+            quality=float(quality[i]),
+            flagged=bool(flagged[i]),
         )
         for r, i in enumerate(order)
     ]
@@ -106,14 +115,27 @@ def label_studio_tasks(suspects: Sequence[Suspect], model_version: str) -> list[
     named `stance`, multiple choice, over the four labels plus `none`)."""
     return [
         {
-            "data": {"text": s.text, "source": s.source, "current_labels": s.labels or ["none"],
-                     "audit_rank": s.rank, "audit_quality": round(s.quality, 6)},
-            "predictions": [{
-                "model_version": model_version,
-                "score": round(1 - s.quality, 6),
-                "result": [{"from_name": LABEL_STUDIO_FROM, "to_name": LABEL_STUDIO_TO, "type": "choices",
-                            "value": {"choices": s.suggested or ["none"]}}],
-            }],
+            "data": {
+                "text": s.text,
+                "source": s.source,
+                "current_labels": s.labels or ["none"],
+                "audit_rank": s.rank,
+                "audit_quality": round(s.quality, 6),
+            },
+            "predictions": [
+                {
+                    "model_version": model_version,
+                    "score": round(1 - s.quality, 6),
+                    "result": [
+                        {
+                            "from_name": LABEL_STUDIO_FROM,
+                            "to_name": LABEL_STUDIO_TO,
+                            "type": "choices",
+                            "value": {"choices": s.suggested or ["none"]},
+                        }
+                    ],
+                }
+            ],
         }
         for s in suspects
     ]

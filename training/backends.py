@@ -32,7 +32,11 @@ def _batches_by_length(texts: Sequence[str], batch_size: int) -> list[list[int]]
 
 
 def _logits_in_batches(
-    texts: Sequence[str], tokenizer: Any, max_length: int, batch_size: int, tensors: str,
+    texts: Sequence[str],
+    tokenizer: Any,
+    max_length: int,
+    batch_size: int,
+    tensors: str,
     forward: Callable[[Any], np.ndarray],
 ) -> np.ndarray:
     """Tokenise length-sorted batches, run `forward` on each, return logits in input order."""
@@ -74,16 +78,18 @@ class TorchBackend:
         self._torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
         self._tokenizers = ThreadTokenizers(self.tokenizer)
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            model_dir, local_files_only=True
-        ).eval()
+        self.model = AutoModelForSequenceClassification.from_pretrained(model_dir, local_files_only=True).eval()
         self.max_length = max_length
         self.batch_size = batch_size
 
     def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
         with self._torch.inference_mode():
             return _logits_in_batches(
-                texts, self._tokenizers.get(), self.max_length, self.batch_size, "pt",
+                texts,
+                self._tokenizers.get(),
+                self.max_length,
+                self.batch_size,
+                "pt",
                 lambda enc: self.model(**enc).logits.float().numpy(),
             )
 
@@ -98,8 +104,14 @@ class OnnxBackend:
     (benchmarks/onnx_ceiling.py measures both)."""
 
     def __init__(
-        self, onnx_path: Path, tokenizer: Any, max_length: int, batch_size: int, threads: int,
-        spin_wait: bool = True, streams: int = 1,
+        self,
+        onnx_path: Path,
+        tokenizer: Any,
+        max_length: int,
+        batch_size: int,
+        threads: int,
+        spin_wait: bool = True,
+        streams: int = 1,
     ) -> None:
         import onnxruntime as ort
 
@@ -123,8 +135,14 @@ class OnnxBackend:
 
     @classmethod
     def from_files(
-        cls, onnx_path: Path, tokenizer_dir: Path, max_length: int, batch_size: int, threads: int,
-        spin_wait: bool = True, streams: int = 1,
+        cls,
+        onnx_path: Path,
+        tokenizer_dir: Path,
+        max_length: int,
+        batch_size: int,
+        threads: int,
+        spin_wait: bool = True,
+        streams: int = 1,
     ) -> OnnxBackend:
         from transformers import AutoTokenizer
 

@@ -44,7 +44,7 @@ class KeywordRules:
         self.labels = list(labels)
         self.patterns = [re.compile(cues[name], re.IGNORECASE) for name in self.labels]
 
-    def fit(self, texts: Sequence[str], targets: np.ndarray) -> "KeywordRules":
+    def fit(self, texts: Sequence[str], targets: np.ndarray) -> KeywordRules:
         return self
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -58,9 +58,7 @@ def tfidf_logreg(seed: int) -> Pipeline:
     sublinear tf and balanced class weights are the honest classic baseline."""
     return make_pipeline(
         TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True, strip_accents="unicode"),
-        OneVsRestClassifier(
-            LogisticRegression(C=10.0, class_weight="balanced", max_iter=2000, random_state=seed)
-        ),
+        OneVsRestClassifier(LogisticRegression(C=10.0, class_weight="balanced", max_iter=2000, random_state=seed)),
     )
 
 
@@ -68,7 +66,7 @@ class TfidfBaseline:
     def __init__(self, seed: int) -> None:
         self.model = tfidf_logreg(seed)
 
-    def fit(self, texts: Sequence[str], targets: np.ndarray) -> "TfidfBaseline":
+    def fit(self, texts: Sequence[str], targets: np.ndarray) -> TfidfBaseline:
         self.model.fit(list(texts), targets.astype(int))
         return self
 

@@ -24,8 +24,8 @@ import hashlib
 import json
 import os
 import shutil
-import threading
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,9 +191,7 @@ def save_bundle(
     try:
         model.save_pretrained(tmp / MODEL_DIR, safe_serialization=True)
         tokenizer.save_pretrained(tmp / MODEL_DIR)
-        (tmp / BUNDLE_META).write_text(
-            json.dumps({"format": FORMAT_VERSION, **meta}, indent=2, sort_keys=True)
-        )
+        (tmp / BUNDLE_META).write_text(json.dumps({"format": FORMAT_VERSION, **meta}, indent=2, sort_keys=True))
         (tmp / CONFIG_FILE).write_text(config_yaml)
         (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True))
         (tmp / CARD_FILE).write_text(card)
@@ -271,7 +269,10 @@ def load_bundle(
     )
     if name == "onnx":
         impl: Backend = OnnxBackend.from_files(
-            root / ONNX_FILE, root / MODEL_DIR, **kwargs, spin_wait=spin_wait,
+            root / ONNX_FILE,
+            root / MODEL_DIR,
+            **kwargs,
+            spin_wait=spin_wait,
             streams=streams or inference.streams,
         )
     elif name == "torch":

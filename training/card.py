@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,8 +39,13 @@ def pr_plots(
             if system == "transformer":
                 if decision is not None:
                     yes = decision.decide(probs)[:, j]
-                    point, text = (recall_score(targets[:, j], yes, zero_division=0),
-                                   precision_score(targets[:, j], yes, zero_division=0)), "shipped decision"
+                    point, text = (
+                        (
+                            recall_score(targets[:, j], yes, zero_division=0),
+                            precision_score(targets[:, j], yes, zero_division=0),
+                        ),
+                        "shipped decision",
+                    )
                 else:
                     k = min(int(np.searchsorted(cuts, thresholds[name])), len(cuts) - 1)
                     point, text = (r[k], p[k]), f"threshold {thresholds[name]:.2f}"
@@ -66,11 +70,13 @@ def reliability_plots(calibration: dict[str, Any], labels: Sequence[str], out_di
 
     out_dir.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, len(labels), figsize=(4 * len(labels), 4), dpi=100, squeeze=False)
-    for ax, name in zip(axes[0], labels):
+    for ax, name in zip(axes[0], labels, strict=False):
         c = calibration[name]
         ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
-        for key, style, tag in (("reliability_raw", "o--", f"raw (ECE {c['ece_raw']:.3f})"),
-                                ("reliability", "s-", f"calibrated (ECE {c['ece']:.3f})")):
+        for key, style, tag in (
+            ("reliability_raw", "o--", f"raw (ECE {c['ece_raw']:.3f})"),
+            ("reliability", "s-", f"calibrated (ECE {c['ece']:.3f})"),
+        ):
             pts = c[key]
             ax.plot([q["score"] for q in pts], [q["rate"] for q in pts], style, markersize=4, label=tag)
         ax.set(xlabel="mean score in bin", ylabel="observed rate", title=name, xlim=(0, 1), ylim=(0, 1))
@@ -103,8 +109,13 @@ def _experiments_table(report: dict[str, Any] | None) -> str:
     return (
         f"Grouped {report['n_folds']}-fold CV on the same folds, {report['n_statements']} statements, decision "
         f"policy `{report.get('policy')}` (`stance experiments`; each row's exact command and date are in "
-        f"`{EXPERIMENTS_REPORT}`).\n\n" + "\n".join(rows) + "\n\n" + report.get("conclusion", "") + "\n\n"
-        + report.get("note", "") + "\n"
+        f"`{EXPERIMENTS_REPORT}`).\n\n"
+        + "\n".join(rows)
+        + "\n\n"
+        + report.get("conclusion", "")
+        + "\n\n"
+        + report.get("note", "")
+        + "\n"
     )
 
 
@@ -116,7 +127,10 @@ def _learning_curve(curve: dict[str, Any] | None, cv: dict[str, Any]) -> list[st
         rows.append(f"| {p['fraction']:.0%} | {p['n_train_statements']} | {_ci(p, 'macro_f1')} |")
     return [
         f"What more annotation buys: the same recipe and folds trained on a share of each fold's training "
-        f"documents (`{curve['command']}`); 100% is this model's CV above.", "", *rows, "",
+        f"documents (`{curve['command']}`); 100% is this model's CV above.",
+        "",
+        *rows,
+        "",
     ]
 
 
@@ -142,14 +156,17 @@ def model_card(metrics: dict[str, Any], meta: dict[str, Any], root: Path) -> str
         "## Quality on unseen articles",
     ]
     if cv.get("reused_from"):
-        lines += [f"_Quick retrain: no CV in this run; the figures below and the decision policy are those of "
-                  f"`{cv['reused_from']}`, whose recipe this run repeated on the new data. The held-out gate "
-                  f"figures further down are this model's own._", ""]
+        lines += [
+            f"_Quick retrain: no CV in this run; the figures below and the decision policy are those of "
+            f"`{cv['reused_from']}`, whose recipe this run repeated on the new data. The held-out gate "
+            f"figures further down are this model's own._",
+            "",
+        ]
     lines += [
         f"Grouped {cv['n_folds']}-fold cross-validation by source document (a document never straddles "
         f"train and validation); decision policy `{cv.get('policy', meta.get('policy'))}` cross-fitted (fitted on "
         f"the other folds). Intervals: {int(cv['transformer']['confidence'] * 100)}% bootstrap over source "
-        "documents. \"none -> stance\": share of `none` statements given a stance (all of them; and in the "
+        'documents. "none -> stance": share of `none` statements given a stance (all of them; and in the '
         "corpus articles, annotated statement by statement in full, as a feed is).",
         "",
         "| system | macro-F1 [95% CI] | micro-F1 [95% CI] | none -> stance | in whole articles |",
@@ -157,12 +174,18 @@ def model_card(metrics: dict[str, Any], meta: dict[str, Any], root: Path) -> str
     ]
     for system in ("transformer", "tfidf_logreg", "keyword_rules"):
         m = cv[system]
-        lines.append(f"| {system} | {_ci(m, 'macro_f1')} | {_ci(m, 'micro_f1')} | "
-                     f"{_rate(m.get('none_false_stance_rate'))} | {_rate(m.get('article_none_false_stance_rate'))} |")
+        lines.append(
+            f"| {system} | {_ci(m, 'macro_f1')} | {_ci(m, 'micro_f1')} | "
+            f"{_rate(m.get('none_false_stance_rate'))} | {_rate(m.get('article_none_false_stance_rate'))} |"
+        )
     cal = cv.get("calibration", {})
-    lines += ["", "Per label (transformer, CV):", "",
-              "| label | precision | recall | F1 [95% CI] | support | threshold (calibrated) | ECE raw -> calibrated |",
-              "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "Per label (transformer, CV):",
+        "",
+        "| label | precision | recall | F1 [95% CI] | support | threshold (calibrated) | ECE raw -> calibrated |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name in labels:
         pl = cv["transformer"]["per_label"][name]
         lo, hi = pl["f1_ci"]
@@ -172,26 +195,42 @@ def model_card(metrics: dict[str, Any], meta: dict[str, Any], root: Path) -> str
             f"{pl['support']} | {meta['thresholds'][name]:.3f} | {ece} |"
         )
     if cv.get("policies"):
-        lines += ["", "Decision policies on the same out-of-fold scores (each fitted on the other folds; "
-                  "`training/policy.py`):", "",
-                  "| policy | macro-F1 [95% CI] | none -> stance | in whole articles | shipped |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "Decision policies on the same out-of-fold scores (each fitted on the other folds; `training/policy.py`):",
+            "",
+            "| policy | macro-F1 [95% CI] | none -> stance | in whole articles | shipped |",
+            "|---|---|---|---|---|",
+        ]
         for name, m in cv["policies"].items():
-            lines.append(f"| {name} | {_ci(m, 'macro_f1')} | {_rate(m['none_false_stance_rate'])} | "
-                         f"{_rate(m['article_none_false_stance_rate'])} | {'yes' if name == meta.get('policy') else ''} |")
+            lines.append(
+                f"| {name} | {_ci(m, 'macro_f1')} | {_rate(m['none_false_stance_rate'])} | "
+                f"{_rate(m['article_none_false_stance_rate'])} | {'yes' if name == meta.get('policy') else ''} |"
+            )
     if cal:
-        lines += ["", "Calibration: reported scores are probabilities (per-label Platt scaling of the logit, "
-                  "fitted out of fold). Reliability diagram: `plots/reliability.png`.", ""]
+        lines += [
+            "",
+            "Calibration: reported scores are probabilities (per-label Platt scaling of the logit, "
+            "fitted out of fold). Reliability diagram: `plots/reliability.png`.",
+            "",
+        ]
     hold = metrics.get("holdout")
     if hold and hold.get("transformer"):
         lines += [
             "",
             f"Held-out gate set ({hold['transformer']['n']} statements from {len(hold['sources'])} documents, never "
             f"trained on): transformer macro-F1 {_ci(hold['transformer'], 'macro_f1')}, none -> stance "
-            f"{_rate(hold['transformer'].get('none_false_stance_rate'))}; TF-IDF {hold['tfidf_logreg']['macro_f1']:.3f}, "
+            f"{_rate(hold['transformer'].get('none_false_stance_rate'))}; "
+            f"TF-IDF {hold['tfidf_logreg']['macro_f1']:.3f}, "
             f"keywords {hold['keyword_rules']['macro_f1']:.3f}.",
         ]
-    lines += ["", "Precision-recall curves per label (out of fold): `plots/pr_<label>.png`.", "",
-              "## Learning curve", *_learning_curve(metrics.get("learning_curve"), cv)]
+    lines += [
+        "",
+        "Precision-recall curves per label (out of fold): `plots/pr_<label>.png`.",
+        "",
+        "## Learning curve",
+        *_learning_curve(metrics.get("learning_curve"), cv),
+    ]
     int8 = metrics.get("int8")
     if int8:
         lines += [
@@ -207,7 +246,8 @@ def model_card(metrics: dict[str, Any], meta: dict[str, Any], root: Path) -> str
         _experiments_table(metrics.get("experiments")),
         "## Training",
         f"- Config: `training_config.yaml` in this bundle. Seconds: {metrics['timing']['total_s']:.0f} in all, "
-        f"{metrics['timing']['fits_s']:.0f} for the fine-tunes ({metrics['timing'].get('parallel_fits', 1)} at a time).",
+        f"{metrics['timing']['fits_s']:.0f} for the fine-tunes "
+        f"({metrics['timing'].get('parallel_fits', 1)} at a time).",
         "- Reproduce: `stance train` (deterministic under `training.seed`).",
         "",
         "## Limitations",

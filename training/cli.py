@@ -13,7 +13,6 @@ import typer
 
 from training.settings import ROOT_ENV, Settings, SettingsError, load_settings
 
-
 Loader = Callable[[Path | None], Settings]
 
 
@@ -30,7 +29,9 @@ def _settings(ctx: typer.Context, config: Path | None) -> Settings:
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML layered over configs/default.yaml")
 RootOpt = typer.Option(
-    None, "--root", envvar=ROOT_ENV,
+    None,
+    "--root",
+    envvar=ROOT_ENV,
     help="project folder holding configs/, seeds/, models/, data/ (default: the current folder)",
 )
 
@@ -84,12 +85,16 @@ def _fail(message: str, code: int = 1) -> None:
 
 def train(
     ctx: typer.Context,
-    data: list[Path] = typer.Option(None, "--data", "-d", help="annotation JSONL files (default: every *.jsonl in paths.annotations_dir)"),
+    data: list[Path] = typer.Option(
+        None, "--data", "-d", help="annotation JSONL files (default: every *.jsonl in paths.annotations_dir)"
+    ),
     promote: bool = typer.Option(True, "--promote/--no-promote", help="make the new bundle the current model"),
     quick: bool = typer.Option(
         False, "--quick", help="no CV: the final fit only, reusing the current bundle's decision policy and CV figures"
     ),
-    reuse_from: str | None = typer.Option(None, "--reuse-from", help="with --quick: the bundle version to reuse (default: current)"),
+    reuse_from: str | None = typer.Option(
+        None, "--reuse-from", help="with --quick: the bundle version to reuse (default: current)"
+    ),
     config: Path | None = ConfigOpt,
 ) -> None:
     """Fine-tune, cross-validate, and register a model bundle. The last stdout line is JSON:
@@ -149,8 +154,10 @@ def experiments(
     ),
     output: Path = typer.Option(Path("reports/experiments.json"), "--output", "-o"),
     learning_curve: str | None = typer.Option(
-        None, "--learning-curve", help="instead: CV macro-F1 at these fractions of the training documents, "
-        "e.g. 0.25,0.5,0.75 -> reports/learning_curve.json"
+        None,
+        "--learning-curve",
+        help="instead: CV macro-F1 at these fractions of the training documents, "
+        "e.g. 0.25,0.5,0.75 -> reports/learning_curve.json",
     ),
     from_bundle: str | None = typer.Option(
         None, "--from-bundle", help="add the shipped recipe's row from this bundle's own CV (no training)"
@@ -179,8 +186,10 @@ def experiments(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(curve, indent=2) + "\n")
         for p in curve["points"]:
-            typer.echo(f"{p['fraction']:>5.0%} ({p['n_train_statements']} statements)  macro-F1 {p['macro_f1']:.3f} "
-                       f"[{p['macro_f1_ci'][0]:.3f}, {p['macro_f1_ci'][1]:.3f}]")
+            typer.echo(
+                f"{p['fraction']:>5.0%} ({p['n_train_statements']} statements)  macro-F1 {p['macro_f1']:.3f} "
+                f"[{p['macro_f1_ci'][0]:.3f}, {p['macro_f1_ci'][1]:.3f}]"
+            )
         return
     if from_bundle:
         from training.bundle import BundleError
@@ -205,11 +214,17 @@ def experiments(
     for row in (r for r in report["variants"] if r["name"] in names):
         typer.echo(f"{row['name']:<22} {row['seconds']:.0f}s")
         for policy, m in row["policies"].items():
-            typer.echo(f"  {policy:<11} macro-F1 {m['macro_f1']:.3f} [{m['macro_f1_ci'][0]:.3f}, {m['macro_f1_ci'][1]:.3f}]"
-                       f"  none->stance {m['none_false_stance_rate']:.3f} (whole articles "
-                       f"{m['article_none_false_stance_rate'] if m['article_none_false_stance_rate'] is None else round(m['article_none_false_stance_rate'], 3)})"
-                       f"  per label " + " ".join(f"{v:.2f}" for v in m["per_label_f1"].values()))
+            typer.echo(
+                f"  {policy:<11} macro-F1 {m['macro_f1']:.3f} [{m['macro_f1_ci'][0]:.3f}, {m['macro_f1_ci'][1]:.3f}]"
+                f"  none->stance {m['none_false_stance_rate']:.3f} (whole articles "
+                f"{_maybe(m['article_none_false_stance_rate'])})"
+                f"  per label " + " ".join(f"{v:.2f}" for v in m["per_label_f1"].values())
+            )
     typer.echo(report["conclusion"])
+
+
+def _maybe(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate:.3f}"
 
 
 def build_app(load: Loader = load_settings) -> typer.Typer:

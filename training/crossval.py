@@ -59,9 +59,7 @@ def outcome(
     """Out-of-fold probabilities -> the configured policy's cross-fitted decisions and metrics."""
     _, targets = texts_and_targets(annotations, settings.labels)
     preds = cross_fitted(targets, probs, fold_of, settings, binary)
-    metrics = full_metrics(
-        targets, preds, settings.labels, settings.evaluation, groups=[a.source for a in annotations]
-    )
+    metrics = full_metrics(targets, preds, settings.labels, settings.evaluation, groups=[a.source for a in annotations])
     return CVOutcome(probs=probs, preds=preds, fold_of=fold_of, metrics=metrics)
 
 

@@ -57,25 +57,16 @@ def _strata(annotations: Sequence[Annotation], schema: Sequence[str]) -> np.ndar
     return strata
 
 
-def grouped_folds(
-    annotations: Sequence[Annotation], n_folds: int, seed: int, schema: Sequence[str]
-) -> list[Fold]:
+def grouped_folds(annotations: Sequence[Annotation], n_folds: int, seed: int, schema: Sequence[str]) -> list[Fold]:
     """k folds with whole documents on one side; label mix balanced across folds."""
     groups = np.array([a.source for a in annotations])
     n_groups = len(set(groups))
     if n_groups < n_folds:
-        raise ValueError(
-            f"grouped {n_folds}-fold CV needs at least {n_folds} source documents; got {n_groups}"
-        )
+        raise ValueError(f"grouped {n_folds}-fold CV needs at least {n_folds} source documents; got {n_groups}")
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     strata = _strata(annotations, schema)
-    return [
-        Fold(train=tr, valid=va)
-        for tr, va in splitter.split(np.zeros(len(annotations)), strata, groups)
-    ]
+    return [Fold(train=tr, valid=va) for tr, va in splitter.split(np.zeros(len(annotations)), strata, groups)]
 
 
-def texts_and_targets(
-    annotations: Sequence[Annotation], schema: Sequence[str]
-) -> tuple[list[str], np.ndarray]:
+def texts_and_targets(annotations: Sequence[Annotation], schema: Sequence[str]) -> tuple[list[str], np.ndarray]:
     return [a.text for a in annotations], encode([a.labels for a in annotations], schema)

@@ -32,8 +32,10 @@ class Embedder:
             torch.set_num_threads(threads)
         self._torch = torch
         config = AutoConfig.from_pretrained(model_dir, local_files_only=True)
-        if config.model_type == MODEL_TYPE or getattr(config, "architectures", None) and any(
-            a.endswith("ForSequenceClassification") for a in config.architectures
+        if (
+            config.model_type == MODEL_TYPE
+            or getattr(config, "architectures", None)
+            and any(a.endswith("ForSequenceClassification") for a in config.architectures)
         ):
             model = AutoModelForSequenceClassification.from_pretrained(model_dir, local_files_only=True)
             self.encoder = model.base_model.eval()
@@ -55,10 +57,14 @@ class Embedder:
         with self._lock, torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
                 batch = list(texts[start : start + self.batch_size])
-                enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length,
-                                     return_tensors="pt")
-                hidden = self.encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                                      token_type_ids=enc.get("token_type_ids")).last_hidden_state
+                enc = self.tokenizer(
+                    batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+                )
+                hidden = self.encoder(
+                    input_ids=enc["input_ids"],
+                    attention_mask=enc["attention_mask"],
+                    token_type_ids=enc.get("token_type_ids"),
+                ).last_hidden_state
                 mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
                 pooled = torch.nn.functional.normalize(pooled, dim=-1)

@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +65,13 @@ def embed_texts(settings: Settings, texts: Sequence[str], batch_size: int = 64) 
     out = []
     with torch.inference_mode():
         for i in range(0, len(texts), batch_size):
-            enc = tok(list(texts[i : i + batch_size]), padding=True, truncation=True,
-                      max_length=settings.base_model.max_length, return_tensors="pt")
+            enc = tok(
+                list(texts[i : i + batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=settings.base_model.max_length,
+                return_tensors="pt",
+            )
             hidden = enc_model(**enc).last_hidden_state
             mask = enc["attention_mask"].unsqueeze(-1).float()
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -99,8 +104,14 @@ def _tfidf(settings: Settings) -> FitPredict:
 
 # Every fine-tuning variant names all recipe knobs, so a row keeps its meaning when the
 # defaults in configs/default.yaml change.
-_BASE = {"epochs": 4, "learning_rate": 1e-4, "layer_lr_decay": 1.0, "average_last_epochs": 0,
-         "label_smoothing": 0.0, "rdrop_alpha": 0.0}
+_BASE = {
+    "epochs": 4,
+    "learning_rate": 1e-4,
+    "layer_lr_decay": 1.0,
+    "average_last_epochs": 0,
+    "label_smoothing": 0.0,
+    "rdrop_alpha": 0.0,
+}
 
 
 def _recipe(name: str, description: str, **knobs: Any) -> Variant:
@@ -126,13 +137,23 @@ VARIANTS: dict[str, Variant] = {
         _recipe("e4_lr2e-4", "4 epochs, learning rate 2e-4", learning_rate=2e-4),
         _recipe("e4_avg3", "4 epochs, weights averaged over the last 3 epochs", average_last_epochs=3),
         _recipe("e6_avg3", "6 epochs, weights averaged over the last 3 epochs", epochs=6, average_last_epochs=3),
-        _recipe("e4_llrd0.8_lr2e-4", "4 epochs, layer-wise learning-rate decay", learning_rate=2e-4, layer_lr_decay=0.8),
-        _recipe("e6_llrd0.8_lr2e-4", "6 epochs, layer-wise learning-rate decay", epochs=6, learning_rate=2e-4,
-                layer_lr_decay=0.8),
+        _recipe(
+            "e4_llrd0.8_lr2e-4", "4 epochs, layer-wise learning-rate decay", learning_rate=2e-4, layer_lr_decay=0.8
+        ),
+        _recipe(
+            "e6_llrd0.8_lr2e-4",
+            "6 epochs, layer-wise learning-rate decay",
+            epochs=6,
+            learning_rate=2e-4,
+            layer_lr_decay=0.8,
+        ),
         _recipe("e4_ls0.1", "4 epochs, label smoothing 0.1", label_smoothing=0.1),
         _recipe("e4_rdrop1", "4 epochs, R-drop (2 dropout passes per step)", rdrop_alpha=1.0),
-        Variant("ensemble2", "mean of 2 fine-tuned seeds of the default recipe (2x train and inference cost; "
-                "not shippable)", _finetune(seeds=2)),
+        Variant(
+            "ensemble2",
+            "mean of 2 fine-tuned seeds of the default recipe (2x train and inference cost; not shippable)",
+            _finetune(seeds=2),
+        ),
     ]
 }
 
@@ -144,8 +165,11 @@ def oof_path(report_path: Path, name: str) -> Path:
 def save_oof(path: Path, annotations: Sequence[Annotation], probs: np.ndarray, fold_of: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
-        path, probs=probs.astype(np.float32), fold_of=fold_of,
-        texts=np.array([a.text for a in annotations]), sources=np.array([a.source for a in annotations]),
+        path,
+        probs=probs.astype(np.float32),
+        fold_of=fold_of,
+        texts=np.array([a.text for a in annotations]),
+        sources=np.array([a.source for a in annotations]),
     )
 
 
@@ -173,7 +197,9 @@ def policy_table(
         _, preds = cross_fit(name, y, probs, fold_of, labels, settings.thresholds)
         m = full_metrics(y, preds, labels, settings.evaluation, groups)
         out[name] = {
-            "macro_f1": m["macro_f1"], "macro_f1_ci": m["macro_f1_ci"], "micro_f1": m["micro_f1"],
+            "macro_f1": m["macro_f1"],
+            "macro_f1_ci": m["macro_f1_ci"],
+            "micro_f1": m["micro_f1"],
             "per_label_f1": {k: v["f1"] for k, v in m["per_label"].items()},
             "none_false_stance_rate": m["none_false_stance_rate"],
             "article_none_false_stance_rate": false_stance_rate(y, preds, whole),
@@ -195,13 +221,15 @@ def run_variant(
     return {
         "name": name,
         "description": variant.description + (f" ({_knobs_text(knobs)})" if name == SHIPPED else ""),
-        "metrics": {k: shipped[k] for k in ("macro_f1", "macro_f1_ci", "micro_f1", "none_false_stance_rate",
-                                            "article_none_false_stance_rate")},
+        "metrics": {
+            k: shipped[k]
+            for k in ("macro_f1", "macro_f1_ci", "micro_f1", "none_false_stance_rate", "article_none_false_stance_rate")
+        },
         "per_label_f1": shipped["per_label_f1"],
         "policies": policies,
         "seconds": round(time.perf_counter() - t0, 1),
         "command": command,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -212,7 +240,7 @@ def run_experiments(
     folds = grouped_folds(train, settings.training.n_folds, settings.training.seed, settings.labels)
     rows = [run_variant(settings, train, folds, name, command, report_path) for name in names]
     return {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": command,
         "n_folds": settings.training.n_folds,
         "n_statements": len(train),
@@ -240,14 +268,16 @@ def row_from_bundle(
     return {
         "name": SHIPPED,
         "description": f"{VARIANTS[SHIPPED].description} ({_knobs_text({k: trained[k] for k in RECIPE_KNOBS})}); "
-                       f"the CV of bundle {bundle_dir.name}",
-        "metrics": {k: shipped[k] for k in ("macro_f1", "macro_f1_ci", "micro_f1", "none_false_stance_rate",
-                                            "article_none_false_stance_rate")},
+        f"the CV of bundle {bundle_dir.name}",
+        "metrics": {
+            k: shipped[k]
+            for k in ("macro_f1", "macro_f1_ci", "micro_f1", "none_false_stance_rate", "article_none_false_stance_rate")
+        },
         "per_label_f1": shipped["per_label_f1"],
         "policies": policies,
         "seconds": None,
         "command": command,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -268,19 +298,26 @@ def learning_curve(
         sub_folds = []
         for fold in folds:
             docs = np.unique(sources[fold.train])
-            keep = set(rng.choice(docs, size=max(1, int(round(frac * len(docs)))), replace=False)) if frac < 1 else set(docs)
+            keep = (
+                set(rng.choice(docs, size=max(1, int(round(frac * len(docs)))), replace=False))
+                if frac < 1
+                else set(docs)
+            )
             sub_folds.append(Fold(train=np.array([i for i in fold.train if sources[i] in keep]), valid=fold.valid))
         probs, fold_of = out_of_fold(texts, y, sub_folds, fit, f"learning curve {frac:.0%}")
         _, preds = cross_fit(settings.thresholds.policy, y, probs, fold_of, labels, settings.thresholds)
         m = full_metrics(y, preds, labels, settings.evaluation, list(sources))
-        points.append({
-            "fraction": frac,
-            "n_train_statements": int(np.mean([len(f.train) for f in sub_folds])),
-            "macro_f1": m["macro_f1"], "macro_f1_ci": m["macro_f1_ci"],
-            "per_label_f1": {k: v["f1"] for k, v in m["per_label"].items()},
-        })
+        points.append(
+            {
+                "fraction": frac,
+                "n_train_statements": int(np.mean([len(f.train) for f in sub_folds])),
+                "macro_f1": m["macro_f1"],
+                "macro_f1_ci": m["macro_f1_ci"],
+                "per_label_f1": {k: v["f1"] for k, v in m["per_label"].items()},
+            }
+        )
     return {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": command,
         "n_folds": settings.training.n_folds,
         "n_statements": len(train),
@@ -296,8 +333,11 @@ def merge_reports(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, 
     if not old or any(old.get(k) != new.get(k) for k in same):
         return new
     fresh = {r["name"] for r in new["variants"]}
-    kept = [{"command": old.get("command"), "created": old.get("created"), **r}
-            for r in old["variants"] if r["name"] not in fresh]
+    kept = [
+        {"command": old.get("command"), "created": old.get("created"), **r}
+        for r in old["variants"]
+        if r["name"] not in fresh
+    ]
     return {**old, **new, "variants": kept + new["variants"]}
 
 

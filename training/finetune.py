@@ -235,7 +235,9 @@ def fine_tune(
         trainer = WeightedBCETrainer(
             model=model,
             args=args,
-            train_dataset=_Encoded(dict(enc), targets if teacher_probs is None else np.hstack([targets, teacher_probs])),
+            train_dataset=_Encoded(
+                dict(enc), targets if teacher_probs is None else np.hstack([targets, teacher_probs])
+            ),
             data_collator=DataCollatorWithPadding(tokenizer),
             processing_class=tokenizer,
             pos_weight=pos_weights(targets, cfg.pos_weight_max),
@@ -274,7 +276,10 @@ def student_layers(teacher_depth: int, n: int, pick: str) -> list[int]:
 
 
 def fit_recipe(
-    texts: Sequence[str], targets: np.ndarray, settings: Settings, seed: int | None = None,
+    texts: Sequence[str],
+    targets: np.ndarray,
+    settings: Settings,
+    seed: int | None = None,
     callbacks: Sequence[TrainerCallback] | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The configured recipe: a plain fine-tune, or with `training.distill_layers` set, a
@@ -284,8 +289,9 @@ def fit_recipe(
     cfg = settings.training
     if cfg.distill_layers is None:
         return fine_tune(texts, targets, settings, seed=seed, callbacks=callbacks)
-    teacher, tokenizer = fine_tune(texts, targets, settings.with_overrides(training={"encoder_layers": None}), seed=seed,
-                                  callbacks=callbacks)
+    teacher, tokenizer = fine_tune(
+        texts, targets, settings.with_overrides(training={"encoder_layers": None}), seed=seed, callbacks=callbacks
+    )
     soft = predict_proba(teacher, tokenizer, texts, settings.base_model.max_length)
     with tempfile.TemporaryDirectory(prefix="stance-teacher-") as tmp:
         teacher.save_pretrained(tmp)
@@ -293,8 +299,14 @@ def fit_recipe(
         student_settings = settings.with_overrides(base_model={"path": tmp}, training={"encoder_layers": None})
         keep = student_layers(teacher.config.num_hidden_layers, cfg.distill_layers, cfg.distill_pick)
         student, _ = fine_tune(
-            texts, targets, student_settings, seed=seed, teacher_probs=soft, distill_weight=cfg.distill_weight,
-            keep_layers=keep, callbacks=callbacks,
+            texts,
+            targets,
+            student_settings,
+            seed=seed,
+            teacher_probs=soft,
+            distill_weight=cfg.distill_weight,
+            keep_layers=keep,
+            callbacks=callbacks,
         )
     return student, tokenizer
 

@@ -23,9 +23,7 @@ def check_labels(labels: Iterable[str], schema: Sequence[str]) -> list[str]:
     given = list(labels)
     unknown = [x for x in given if x not in schema]
     if unknown:
-        raise UnknownLabelError(
-            f"unknown label(s) {unknown}; allowed: {list(schema)} (use [] for none)"
-        )
+        raise UnknownLabelError(f"unknown label(s) {unknown}; allowed: {list(schema)} (use [] for none)")
     return [x for x in schema if x in given]
 
 
@@ -37,4 +35,3 @@ def encode(label_lists: Sequence[Sequence[str]], schema: Sequence[str]) -> np.nd
         for name in labels:
             out[row, index[name]] = 1.0
     return out
-

@@ -90,7 +90,9 @@ def run_fits(settings: Settings, jobs: Sequence[FitJob], plan: Plan, workers: in
         try:
             with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
                 futures = {
-                    pool.submit(_worker, single, job, steps, str(Path(tmp) / "final") if job.key == FINAL else None): job.key
+                    pool.submit(
+                        _worker, single, job, steps, str(Path(tmp) / "final") if job.key == FINAL else None
+                    ): job.key
                     for job in jobs
                 }
                 for future in as_completed(futures):

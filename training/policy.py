@@ -100,11 +100,15 @@ def fit_policy(
         if name == "shrunk":
             raw = {n: 0.5 + cfg.shrink * (t - 0.5) for n, t in raw.items()}
     cut = calibrate(np.array([[raw[n] for n in labels]], dtype=np.float32), calibration, labels)[0]
-    return Decision(labels, calibration, {n: round(float(c), 6) for n, c in zip(labels, cut)})
+    return Decision(labels, calibration, {n: round(float(c), 6) for n, c in zip(labels, cut, strict=False)})
 
 
 def cross_fit(
-    name: PolicyName, y: np.ndarray, probs: np.ndarray, fold_of: np.ndarray, labels: Sequence[str],
+    name: PolicyName,
+    y: np.ndarray,
+    probs: np.ndarray,
+    fold_of: np.ndarray,
+    labels: Sequence[str],
     cfg: ThresholdSettings,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(calibrated scores, decisions) where fold k's come from the policy fitted on the other folds."""
@@ -157,5 +161,7 @@ def choose_policy(table: dict[str, dict], within: float) -> tuple[str, str]:
 
     pick = min(close, key=false_stances)
     m = table[pick]
-    return pick, (f"`{pick}`: macro-F1 {m['macro_f1']:.3f} (best {best:.3f}, within {within}) with the fewest "
-                  f"false stances on none statements of whole articles ({false_stances(pick)[0]:.1%})")
+    return pick, (
+        f"`{pick}`: macro-F1 {m['macro_f1']:.3f} (best {best:.3f}, within {within}) with the fewest "
+        f"false stances on none statements of whole articles ({false_stances(pick)[0]:.1%})"
+    )

@@ -37,7 +37,9 @@ class Plan:
     phase_index: int = -1
     phase_step: int = 0
     started: float = field(default_factory=time.monotonic)
-    path: Path | None = field(default_factory=lambda: Path(os.environ[PROGRESS_ENV]) if os.environ.get(PROGRESS_ENV) else None)
+    path: Path | None = field(
+        default_factory=lambda: Path(os.environ[PROGRESS_ENV]) if os.environ.get(PROGRESS_ENV) else None
+    )
     _last_write: float = 0.0
 
     @property

@@ -11,7 +11,7 @@ import json
 import os
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ class Registry:
 
     def new_version(self) -> str:
         """Sortable and unique: UTC time plus a short random suffix."""
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         return f"v{stamp}-{secrets.token_hex(2)}"
 
     def path(self, version: str) -> Path:
@@ -56,9 +56,7 @@ class Registry:
         """The bundle folder for `version`, or the current one; a clear error if none."""
         chosen = version or self.current()
         if chosen is None:
-            raise BundleError(
-                f"no current model in {self.root}; train one with `stance train`"
-            )
+            raise BundleError(f"no current model in {self.root}; train one with `stance train`")
         path = self.path(chosen)
         if not path.is_dir():
             known = ", ".join(self.versions()) or "none"
@@ -74,7 +72,7 @@ class Registry:
         tmp.write_text(version + "\n")
         os.replace(tmp, self.root / POINTER)
         entry = {
-            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "time": datetime.now(UTC).isoformat(timespec="seconds"),
             "current": version,
             "reason": reason,
         }

@@ -187,8 +187,9 @@ def read_config(path: Path, root: Path) -> dict[str, Any]:
         raise SettingsError(f"{path}: expected a mapping at the top level")
     paths = data.get("paths")
     if isinstance(paths, dict):
-        data["paths"] = {key: str(root / value) if not Path(value).is_absolute() else str(value)
-                         for key, value in paths.items()}
+        data["paths"] = {
+            key: str(root / value) if not Path(value).is_absolute() else str(value) for key, value in paths.items()
+        }
     return data
 
 
@@ -198,8 +199,7 @@ def layered_config(base: dict[str, Any], path: Path, root: Path) -> dict[str, An
     return merge_config(base, read_config(path, root))
 
 
-def load_settings(path: str | Path | None = None, root: str | Path | None = None,
-                  model: type[S] = Settings) -> S:  # type: ignore[assignment]
+def load_settings(path: str | Path | None = None, root: str | Path | None = None, model: type[S] = Settings) -> S:  # type: ignore[assignment]
     """Read a config into `model` (training's `Settings` or a subclass such as the
     service's). A file other than default.yaml is layered on top of default.yaml, so a
     small override file (e.g. configs/fast.yaml) only names what it changes."""
@@ -212,7 +212,5 @@ def load_settings(path: str | Path | None = None, root: str | Path | None = None
     try:
         return model.model_validate({**data, "root": root})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise SettingsError(f"{chosen}: {problems}") from None

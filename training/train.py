@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +35,8 @@ from training.crossval import CVOutcome, outcome, run_cv
 from training.data import grouped_folds, split_holdout, texts_and_targets
 from training.experiments import article_sources, policy_table, save_oof
 from training.finetune import predict_proba
-from training.parallel_fit import FINAL, FitJob, run_fits
 from training.metrics import false_stance_rate, full_metrics, paired_bootstrap_delta, point_metrics
+from training.parallel_fit import FINAL, FitJob, run_fits
 from training.policy import Decision, cross_fit, expected_calibration_error, fit_policy, reliability
 from training.progress import FINISH_STEPS_PER_1K, Plan, fit_steps
 from training.registry import Registry
@@ -75,8 +75,12 @@ def make_plan(settings: Settings, n_train: int, cross_validate: bool) -> Plan:
     phases = []
     if cross_validate:
         per_fold = fit_steps(round(n_train * (cfg.n_folds - 1) / cfg.n_folds), cfg.batch_size, cfg.epochs) * fits
-        phases.append((f"{cfg.n_folds} cross-validation folds and the final model ({cfg.parallel_fits} at a time)",
-                       per_fold * cfg.n_folds + final))
+        phases.append(
+            (
+                f"{cfg.n_folds} cross-validation folds and the final model ({cfg.parallel_fits} at a time)",
+                per_fold * cfg.n_folds + final,
+            )
+        )
     else:
         phases.append(("final model", final))
     phases.append(("export and checks", max(1, n_train * FINISH_STEPS_PER_1K // 1000)))
@@ -84,8 +88,15 @@ def make_plan(settings: Settings, n_train: int, cross_validate: bool) -> Plan:
 
 
 def int8_check(
-    model: Any, tokenizer: Any, onnx_path: Path, texts: list[str], targets: np.ndarray, groups: Sequence[str],
-    decision: Decision, settings: Settings, unseen: bool,
+    model: Any,
+    tokenizer: Any,
+    onnx_path: Path,
+    texts: list[str],
+    targets: np.ndarray,
+    groups: Sequence[str],
+    decision: Decision,
+    settings: Settings,
+    unseen: bool,
 ) -> dict[str, Any]:
     """Does int8 ONNX decide as fp32 torch does, on statements the model never trained on?
     Kept as the default backend if per-decision agreement >= the minimum and the macro-F1
@@ -107,8 +118,8 @@ def int8_check(
         f"int8 ONNX serves: it agrees with fp32 on {decision_agreement:.2%} of decisions on {where} "
         f"(minimum {inf.int8_min_agreement:.0%}) and macro-F1 moves {f1_int8 - f1_fp32:+.4f} "
         f"(drop 95% CI [{drop_ci[0]:+.4f}, {drop_ci[1]:+.4f}], maximum drop {inf.int8_max_macro_f1_drop})"
-        if ok else
-        f"fp32 torch serves (about 2x slower): int8 agrees with fp32 on {decision_agreement:.2%} of decisions on "
+        if ok
+        else f"fp32 torch serves (about 2x slower): int8 agrees with fp32 on {decision_agreement:.2%} of decisions on "
         f"{where} (minimum {inf.int8_min_agreement:.0%}) and macro-F1 moves {f1_int8 - f1_fp32:+.4f} "
         f"(maximum drop {inf.int8_max_macro_f1_drop})"
     )
@@ -175,7 +186,9 @@ def reusable_policy(registry: Registry, version: str | None = None) -> tuple[str
         raise PolicyUnavailable(f"a quick run (no CV) reuses the current bundle's policy, but: {exc}") from None
     meta, metrics = read_meta(path), read_metrics(path)
     if "calibration" not in meta or "cv" not in metrics:
-        raise PolicyUnavailable(f"bundle {meta.get('version')} has no calibrated policy to reuse; run a full `stance train`")
+        raise PolicyUnavailable(
+            f"bundle {meta.get('version')} has no calibrated policy to reuse; run a full `stance train`"
+        )
     labels = tuple(meta["labels"])
     decision = Decision(labels, {k: tuple(v) for k, v in meta["calibration"].items()}, meta["thresholds"])
     return str(meta["version"]), decision, metrics["cv"]
@@ -222,8 +235,10 @@ def train_bundle(
         for k, f in enumerate(folds)
     ] + [FitJob(FINAL, texts, targets, None, cfg.seed)]
     if cross_validate:
-        _log(f"grouped {cfg.n_folds}-fold CV on {len(train)} statements ({len({a.source for a in train})} documents) "
-             f"and the final model, {cfg.parallel_fits} fine-tunes at a time")
+        _log(
+            f"grouped {cfg.n_folds}-fold CV on {len(train)} statements ({len({a.source for a in train})} documents) "
+            f"and the final model, {cfg.parallel_fits} fine-tunes at a time"
+        )
     else:
         _log(f"final model on all {len(train)} training statements")
     plan.start(plan.phases[0][0])
@@ -237,19 +252,31 @@ def train_bundle(
             probs[fold.valid], fold_of[fold.valid] = fitted[k], k
         cv_tf = outcome(train, probs, fold_of, settings)
         cv_lr = run_cv(train, baseline_fit_predict(lambda: TfidfBaseline(cfg.seed)), settings, "CV tfidf", folds=folds)
-        cv_kw = run_cv(train, baseline_fit_predict(lambda: KeywordRules(labels)), settings, "CV keywords", binary=True, folds=folds)
+        cv_kw = run_cv(
+            train, baseline_fit_predict(lambda: KeywordRules(labels)), settings, "CV keywords", binary=True, folds=folds
+        )
         decision = fit_policy(settings.thresholds.policy, targets, cv_tf.probs, labels, settings.thresholds)
         lr_decision = fit_policy(settings.thresholds.policy, targets, cv_lr.probs, labels, settings.thresholds)
-        calibrated, _ = cross_fit(settings.thresholds.policy, targets, cv_tf.probs, cv_tf.fold_of, labels, settings.thresholds)
+        calibrated, _ = cross_fit(
+            settings.thresholds.policy, targets, cv_tf.probs, cv_tf.fold_of, labels, settings.thresholds
+        )
         whole = np.array([a.source in article_sources(settings) for a in train])
         cv = {
             "n_folds": cfg.n_folds,
             "policy": settings.thresholds.policy,
-            "transformer": {**cv_tf.metrics, "article_none_false_stance_rate": false_stance_rate(targets, cv_tf.preds, whole)},
-            "tfidf_logreg": {**cv_lr.metrics, "article_none_false_stance_rate": false_stance_rate(targets, cv_lr.preds, whole)},
+            "transformer": {
+                **cv_tf.metrics,
+                "article_none_false_stance_rate": false_stance_rate(targets, cv_tf.preds, whole),
+            },
+            "tfidf_logreg": {
+                **cv_lr.metrics,
+                "article_none_false_stance_rate": false_stance_rate(targets, cv_lr.preds, whole),
+            },
             "keyword_rules": cv_kw.metrics,
             "policies": policy_table(settings, train, cv_tf.probs, cv_tf.fold_of),
-            "calibration": calibration_report(targets, cv_tf.probs, calibrated, labels, settings.thresholds.calibration_bins),
+            "calibration": calibration_report(
+                targets, cv_tf.probs, calibrated, labels, settings.thresholds.calibration_bins
+            ),
         }
     else:
         reused_version, decision, cv = reused
@@ -268,7 +295,9 @@ def train_bundle(
         holdout = {
             "transformer": full_metrics(h_targets, h_tf, labels, settings.evaluation, groups),
             "tfidf_logreg": point_metrics(h_targets, lr_cut.decide(lr.predict_proba(h_texts)), labels),
-            "keyword_rules": point_metrics(h_targets, (KeywordRules(labels).predict_proba(h_texts) >= 0.5).astype(int), labels),
+            "keyword_rules": point_metrics(
+                h_targets, (KeywordRules(labels).predict_proba(h_texts) >= 0.5).astype(int), labels
+            ),
             "sources": sorted(set(groups)),
         }
 
@@ -280,15 +309,34 @@ def train_bundle(
             int8 = int8_check(model, tokenizer, onnx_path, h_texts, h_targets, groups, decision, settings, unseen=True)
         else:
             a_texts, a_targets = texts_and_targets(annotations, labels)
-            int8 = int8_check(model, tokenizer, onnx_path, a_texts, a_targets, [a.source for a in annotations],
-                              decision, settings, unseen=False)
-        _log(("SERVING BACKEND: " + int8["decision"]).upper() if not int8["int8_ok"] else "serving backend: " + int8["decision"])
+            int8 = int8_check(
+                model,
+                tokenizer,
+                onnx_path,
+                a_texts,
+                a_targets,
+                [a.source for a in annotations],
+                decision,
+                settings,
+                unseen=False,
+            )
+        _log(
+            ("SERVING BACKEND: " + int8["decision"]).upper()
+            if not int8["int8_ok"]
+            else "serving backend: " + int8["decision"]
+        )
         extra: dict[str, Path] = {ONNX_FILE: onnx_path}
         if cv_tf is not None:
-            extra.update(pr_plots(
-                targets, {"transformer": cv_tf.probs, "tfidf_logreg": cv_lr.probs, "keyword_rules": cv_kw.probs},
-                {n: 0.5 for n in labels}, labels, tmp_dir / "plots", decision=decision,
-            ))
+            extra.update(
+                pr_plots(
+                    targets,
+                    {"transformer": cv_tf.probs, "tfidf_logreg": cv_lr.probs, "keyword_rules": cv_kw.probs},
+                    {n: 0.5 for n in labels},
+                    labels,
+                    tmp_dir / "plots",
+                    decision=decision,
+                )
+            )
             extra.update(reliability_plots(cv["calibration"], labels, tmp_dir / "plots"))
             save_oof(tmp_dir / OOF_FILE, train, cv_tf.probs, cv_tf.fold_of)
             extra[OOF_FILE] = tmp_dir / OOF_FILE
@@ -298,8 +346,12 @@ def train_bundle(
             "holdout": holdout,
             "int8": int8,
             "data": _data_summary(annotations, train, held, files),
-            "timing": {"fits_s": t_fits - t0, "baselines_s": t_final - t_fits, "total_s": t_end - t0,
-                       "parallel_fits": cfg.parallel_fits},
+            "timing": {
+                "fits_s": t_fits - t0,
+                "baselines_s": t_final - t_fits,
+                "total_s": t_end - t0,
+                "parallel_fits": cfg.parallel_fits,
+            },
             **_reports(settings.root),
         }
         meta = {
@@ -308,11 +360,13 @@ def train_bundle(
             "policy": settings.thresholds.policy,
             "calibration": {n: list(v) for n, v in decision.calibration.items()},
             "thresholds": decision.thresholds,
-            "base_model": settings.base_model.package if settings.base_model.path is None else str(settings.base_model.path),
+            "base_model": settings.base_model.package
+            if settings.base_model.path is None
+            else str(settings.base_model.path),
             "max_length": settings.base_model.max_length,
             "default_backend": "onnx" if int8["int8_ok"] else "torch",
             "backend_reason": int8["decision"],
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "data": metrics["data"],
         }
         card = model_card(metrics, meta, settings.root)

@@ -11,11 +11,12 @@ from pathlib import Path
 import httpx
 import typer
 
-from service.monitor.subscriptions import FeedConflict, FeedInvalid, FeedNotFound, Feeds
 from service.cli_options import ConfigOpt, ModelOpt, _fail, _settings
+from service.monitor.subscriptions import FeedConflict, FeedInvalid, FeedNotFound, Feeds
 
-app = typer.Typer(help="Subscribed feeds: polled by the service, scored and stored (docs/MONITORING.md)",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Subscribed feeds: polled by the service, scored and stored (docs/MONITORING.md)", no_args_is_help=True
+)
 
 
 def _feeds(config: Path | None) -> Feeds:

@@ -31,8 +31,11 @@ class FetchResult:
 
 
 def conditional_headers(etag: str | None, last_modified: str | None, user_agent: str) -> dict[str, str]:
-    headers = {"User-Agent": user_agent, "Accept": "application/rss+xml, application/atom+xml, "
-               "application/xml;q=0.9, application/x-ndjson;q=0.9, text/plain;q=0.5, */*;q=0.1"}
+    headers = {
+        "User-Agent": user_agent,
+        "Accept": "application/rss+xml, application/atom+xml, "
+        "application/xml;q=0.9, application/x-ndjson;q=0.9, text/plain;q=0.5, */*;q=0.1",
+    }
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:
@@ -53,8 +56,9 @@ async def fetch(
     headers = conditional_headers(etag, last_modified, settings.user_agent)
     limit = settings.max_fetch_bytes
     try:
-        async with client.stream("GET", url, headers=headers, timeout=settings.fetch_timeout_s,
-                                 follow_redirects=True) as resp:
+        async with client.stream(
+            "GET", url, headers=headers, timeout=settings.fetch_timeout_s, follow_redirects=True
+        ) as resp:
             if resp.status_code == NOT_MODIFIED:
                 return FetchResult(NOT_MODIFIED, etag=etag, last_modified=last_modified)
             if resp.status_code >= 400:
@@ -69,8 +73,11 @@ async def fetch(
                     return FetchResult(resp.status_code, error=f"feed too large: over the limit of {limit} bytes")
                 chunks.append(chunk)
             return FetchResult(
-                resp.status_code, b"".join(chunks), resp.headers.get("content-type"),
-                resp.headers.get("etag"), resp.headers.get("last-modified"),
+                resp.status_code,
+                b"".join(chunks),
+                resp.headers.get("content-type"),
+                resp.headers.get("etag"),
+                resp.headers.get("last-modified"),
             )
     except httpx.TimeoutException:
         return FetchResult(None, error=f"timed out after {settings.fetch_timeout_s:g} s")

@@ -23,7 +23,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import delete, or_, select
@@ -67,7 +67,7 @@ class ModelPort(Protocol):
 
 def aware(value: datetime) -> datetime:
     """SQLite hands back naive datetimes (stored as UTC)."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def content_hash(text: str) -> str:
@@ -95,8 +95,8 @@ def parse_published(value: str | None) -> datetime | None:
     if parsed is None:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def week_start(day: date) -> date:
@@ -109,6 +109,7 @@ def month_start(day: date) -> date:
 
 def margin(scores: dict[str, float], thresholds: dict[str, float]) -> float:
     """Distance, in logits, of the label closest to its threshold (small = uncertain)."""
+
     def logit(p: float) -> float:
         p = min(max(p, _EPS), 1 - _EPS)
         return math.log(p / (1 - p))
@@ -159,13 +160,21 @@ class ChunkOutcome:
     version: str | None = None
 
 
-def prepare(item: FeedItem, number: int, now: datetime, seg: SegmentationSettings,
-            splitter: WindowSplitter) -> NewArticle:
+def prepare(
+    item: FeedItem, number: int, now: datetime, seg: SegmentationSettings, splitter: WindowSplitter
+) -> NewArticle:
     """Segment an item (no model call yet); boilerplate is kept, flagged, and not scored."""
     published = parse_published(item.published)
     full = item.full_text
-    art = NewArticle(number, item_guid(item), item.url or None, content_hash(full), item.title,
-                     published or now, published is not None)
+    art = NewArticle(
+        number,
+        item_guid(item),
+        item.url or None,
+        content_hash(full),
+        item.title,
+        published or now,
+        published is not None,
+    )
     for st in segment(full, seg):
         art.statements.append(StatementRow(st.index, st.text, st.boilerplate))
         if st.boilerplate is None:
@@ -202,8 +211,9 @@ def known(s: Session, outlet: str, items: Sequence[NewArticle]) -> set[int]:
         conds.append(Article.guid.in_(guids))
     if urls:
         conds.append(Article.url.in_(urls))
-    rows = s.execute(select(Article.guid, Article.url, Article.content_hash)
-                     .where(Article.outlet == outlet, or_(*conds))).all()
+    rows = s.execute(
+        select(Article.guid, Article.url, Article.content_hash).where(Article.outlet == outlet, or_(*conds))
+    ).all()
     g = {r[0] for r in rows if r[0]}
     u = {r[1] for r in rows if r[1]}
     h = {r[2] for r in rows}
@@ -213,32 +223,55 @@ def known(s: Session, outlet: str, items: Sequence[NewArticle]) -> set[int]:
 # ------------------------------------------------------------------ storage
 
 
-def _insert(s: Session, art: NewArticle, feed_id: int | None, outlet: str, scored: Scored,
-            schema: Sequence[str]) -> int:
-    row = Article(feed_id=feed_id, outlet=outlet, guid=art.guid, url=art.url, content_hash=art.hash,
-                  title=art.title, published_at=art.published_at, published_given=art.published_given,
-                  day=art.day, model_version=scored.version,
-                  n_statements=sum(st.boilerplate is None for st in art.statements),
-                  n_boilerplate=sum(st.boilerplate is not None for st in art.statements))
+def _insert(
+    s: Session, art: NewArticle, feed_id: int | None, outlet: str, scored: Scored, schema: Sequence[str]
+) -> int:
+    row = Article(
+        feed_id=feed_id,
+        outlet=outlet,
+        guid=art.guid,
+        url=art.url,
+        content_hash=art.hash,
+        title=art.title,
+        published_at=art.published_at,
+        published_given=art.published_given,
+        day=art.day,
+        model_version=scored.version,
+        n_statements=sum(st.boilerplate is None for st in art.statements),
+        n_boilerplate=sum(st.boilerplate is not None for st in art.statements),
+    )
     s.add(row)
     s.flush()
-    s.add_all([
-        StoredStatement(
-            article_id=row.id, position=st.position, text=st.text, key=statement_key(st.text),
-            boilerplate=st.boilerplate,
-            scores=json.dumps(st.scores) if st.scores is not None else None,
-            labels=json.dumps(st.labels) if st.labels is not None else None,
-            label_mask=label_mask(st.labels or [], schema),
-            margin=margin(st.scores, scored.thresholds) if st.scores is not None else None,
-            model_version=scored.version if st.scores is not None else None,
-        )
-        for st in art.statements
-    ])
+    s.add_all(
+        [
+            StoredStatement(
+                article_id=row.id,
+                position=st.position,
+                text=st.text,
+                key=statement_key(st.text),
+                boilerplate=st.boilerplate,
+                scores=json.dumps(st.scores) if st.scores is not None else None,
+                labels=json.dumps(st.labels) if st.labels is not None else None,
+                label_mask=label_mask(st.labels or [], schema),
+                margin=margin(st.scores, scored.thresholds) if st.scores is not None else None,
+                model_version=scored.version if st.scores is not None else None,
+            )
+            for st in art.statements
+        ]
+    )
     return sum(st.scores is not None for st in art.statements)
 
 
-def store(db: Database, articles: Sequence[NewArticle], feed_id: int | None, outlet: str,
-          scored: Scored, schema: Sequence[str], out: ChunkOutcome, max_errors: int) -> None:
+def store(
+    db: Database,
+    articles: Sequence[NewArticle],
+    feed_id: int | None,
+    outlet: str,
+    scored: Scored,
+    schema: Sequence[str],
+    out: ChunkOutcome,
+    max_errors: int,
+) -> None:
     """Store scored articles in one transaction; on failure, one by one (a duplicate that a
     concurrent writer stored first counts as seen; any other failure as failed)."""
     try:
@@ -290,11 +323,21 @@ def rebuild_daily(s: Session, pairs: set[tuple[str, date]], schema: Sequence[str
             for name in names:
                 stmts[(version, name)] += 1
                 arts[(version, name)].add(article_id)
-        s.add_all([
-            DailyCount(outlet=outlet, day=day, model_version=version, label=name, week=week_start(day),
-                       month=month_start(day), statements=n, articles=len(arts[(version, name)]))
-            for (version, name), n in stmts.items()
-        ])
+        s.add_all(
+            [
+                DailyCount(
+                    outlet=outlet,
+                    day=day,
+                    model_version=version,
+                    label=name,
+                    week=week_start(day),
+                    month=month_start(day),
+                    statements=n,
+                    articles=len(arts[(version, name)]),
+                )
+                for (version, name), n in stmts.items()
+            ]
+        )
 
 
 # ------------------------------------------------------------------ one chunk
@@ -319,7 +362,7 @@ async def ingest_chunk(
     """Dedup, segment, score and store one chunk of (number, item). `seen_in_poll` holds the
     guids/URLs/hashes met earlier in the same document (a feed listing an item twice)."""
     out = ChunkOutcome()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     splitter = model.splitter()
     fresh: list[NewArticle] = []
     for number, item in items:

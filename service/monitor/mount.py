@@ -4,6 +4,7 @@ from wiring.py so the routes can use the Monitor without an import cycle."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,6 +16,8 @@ from service.monitor.model import ServiceModel
 from service.monitor.wiring import Monitor, ensure_tables
 from service.settings import Settings
 from service.store import AnnotationStore, open_database
+
+log = logging.getLogger(__name__)
 
 
 def install(app: FastAPI, settings: Settings) -> None:
@@ -43,7 +46,7 @@ def install(app: FastAPI, settings: Settings) -> None:
                 if task is not None:  # a poll in progress gets a moment to finish its chunk
                     try:
                         await asyncio.wait_for(task, timeout=settings.monitor.tick_s * 2)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         log.warning("poller stopped in the middle of a poll (its stored chunks are complete)")
                 await monitor.rescorer.shutdown()
 

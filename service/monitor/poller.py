@@ -18,7 +18,7 @@ import secrets
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -39,8 +39,8 @@ from service.monitor.fetch import fetch, next_poll
 from service.monitor.ingest import ChunkOutcome, ModelPort, aware, ingest_chunk
 from service.monitor.subscriptions import Feeds, poll_json
 from service.monitor.tables import Feed, Lease, Poll
-from service.store import Database
 from service.settings import Settings
+from service.store import Database
 
 log = logging.getLogger("stance.monitor")
 
@@ -58,7 +58,7 @@ def holder_id() -> str:
 
 def acquire_lease(db: Database, holder: str, ttl_s: float, name: str = LEASE_NAME) -> bool:
     """Take or renew the lease; False while another live holder has it."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     try:
         with db.write() as s:
             row = s.get(Lease, name, with_for_update=True)
@@ -77,7 +77,7 @@ def release_lease(db: Database, holder: str, name: str = LEASE_NAME) -> None:
     with db.write() as s:
         row = s.get(Lease, name, with_for_update=True)
         if row is not None and row.holder == holder:
-            row.expires_at = datetime.now(timezone.utc) - timedelta(seconds=1)
+            row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
 
 
 # ------------------------------------------------------------------ items of a document
@@ -124,7 +124,7 @@ def _start_poll(db: Database, feed_id: int) -> tuple[Feed, int]:
         feed = s.get(Feed, feed_id)
         if feed is None:
             raise KeyError(feed_id)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         # Claimed until the poll ends (which sets the real next time): a poller that took
         # over an expired lease meanwhile does not poll the same feed again.
         feed.next_poll_at = now + timedelta(seconds=feed.interval_s)
@@ -134,10 +134,18 @@ def _start_poll(db: Database, feed_id: int) -> tuple[Feed, int]:
         return feed, poll.id
 
 
-def _finish_poll(ctx: PollContext, feed: Feed, poll_id: int, status: str, http_status: int | None,
-                 out: ChunkOutcome, items: int, error: str | None, validators: tuple[str | None, str | None] | None
-                 ) -> dict[str, Any]:
-    now = datetime.now(timezone.utc)
+def _finish_poll(
+    ctx: PollContext,
+    feed: Feed,
+    poll_id: int,
+    status: str,
+    http_status: int | None,
+    out: ChunkOutcome,
+    items: int,
+    error: str | None,
+    validators: tuple[str | None, str | None] | None,
+) -> dict[str, Any]:
+    now = datetime.now(UTC)
     with ctx.db.write() as s:
         row = s.get(Feed, feed.id)
         poll = s.get(Poll, poll_id)
@@ -165,8 +173,9 @@ async def poll_feed(ctx: PollContext, feed_id: int) -> dict[str, Any]:
         res = await fetch(ctx.client, feed.url, mon, feed.etag, feed.last_modified)
     except Exception as exc:  # noqa: BLE001 - e.g. a URL httpx cannot even build: recorded, never a 500
         log.warning("fetch of feed %s failed: %s", feed.id, exc)
-        return await asyncio.to_thread(_finish_poll, ctx, feed, poll_id, ERROR, None, out, 0,
-                                       f"{type(exc).__name__}: {exc}", None)
+        return await asyncio.to_thread(
+            _finish_poll, ctx, feed, poll_id, ERROR, None, out, 0, f"{type(exc).__name__}: {exc}", None
+        )
     if res.error:
         return await asyncio.to_thread(_finish_poll, ctx, feed, poll_id, ERROR, res.status, out, 0, res.error, None)
     if res.not_modified:
@@ -186,8 +195,17 @@ async def poll_feed(ctx: PollContext, feed_id: int) -> dict[str, Any]:
                         out.errors.append(item.message)
                 else:
                     good.append((number, item))
-            part = await ingest_chunk(ctx.db, ctx.model, good, feed.id, feed.outlet, ctx.settings.labels,
-                                      ctx.settings.segmentation, mon.max_poll_errors_kept, seen_in_poll)
+            part = await ingest_chunk(
+                ctx.db,
+                ctx.model,
+                good,
+                feed.id,
+                feed.outlet,
+                ctx.settings.labels,
+                ctx.settings.segmentation,
+                mon.max_poll_errors_kept,
+                seen_in_poll,
+            )
             out.new += part.new
             out.seen += part.seen
             out.failed += part.failed
@@ -203,8 +221,9 @@ async def poll_feed(ctx: PollContext, feed_id: int) -> dict[str, Any]:
     if error is not None:
         return await asyncio.to_thread(_finish_poll, ctx, feed, poll_id, ERROR, res.status, out, items, error, None)
     item_errors = "; ".join(out.errors) if out.errors else None
-    return await asyncio.to_thread(_finish_poll, ctx, feed, poll_id, OK, res.status, out, items, item_errors,
-                                   (res.etag, res.last_modified))
+    return await asyncio.to_thread(
+        _finish_poll, ctx, feed, poll_id, OK, res.status, out, items, item_errors, (res.etag, res.last_modified)
+    )
 
 
 # ------------------------------------------------------------------ the background poller
@@ -232,7 +251,7 @@ class Poller:
                 while not stop.is_set():
                     try:
                         if ready() and await asyncio.to_thread(self._renew):
-                            for feed_id in await asyncio.to_thread(self.feeds.due, datetime.now(timezone.utc)):
+                            for feed_id in await asyncio.to_thread(self.feeds.due, datetime.now(UTC)):
                                 if stop.is_set():
                                     break
                                 try:
@@ -245,7 +264,7 @@ class Poller:
                         log.exception("poller tick failed")
                     try:
                         await asyncio.wait_for(stop.wait(), timeout=mon.tick_s)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         pass
             finally:
                 await asyncio.to_thread(release_lease, self.db, self.holder)

@@ -17,7 +17,7 @@ import asyncio
 import json
 import logging
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -27,9 +27,9 @@ from service.jobs import CANCELLED, FAILED, RUNNING, SUCCEEDED
 from service.monitor.ingest import label_mask, margin, rebuild_daily
 from service.monitor.model import ServiceModel
 from service.monitor.tables import Article, StoredStatement
+from service.settings import Settings
 from service.store import Database
 from service.store_models import Job
-from service.settings import Settings
 
 log = logging.getLogger("stance.monitor")
 KIND = "rescore"
@@ -43,13 +43,13 @@ class RescoreConflict(RuntimeError):
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _iso(value: datetime | None) -> str | None:
     if value is None:
         return None
-    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
 
 
 def job_json(job: Job) -> dict[str, Any]:
@@ -57,10 +57,22 @@ def job_json(job: Job) -> dict[str, Any]:
     m = job.metrics or {}
     progress = f"{m.get('rescored', 0)}/{m.get('total', 0)} statements" if job.state == RUNNING else None
     return {
-        "id": job.id, "kind": job.kind, "state": job.state, "config": job.config,
-        "created_at": _iso(job.created_at), "started_at": _iso(job.started_at), "finished_at": _iso(job.finished_at),
-        "pid": job.pid, "n_annotations": None, "progress": progress, "log_tail": [], "exit_code": None,
-        "version": job.version, "metrics": job.metrics, "gate": None, "error": job.error,
+        "id": job.id,
+        "kind": job.kind,
+        "state": job.state,
+        "config": job.config,
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+        "pid": job.pid,
+        "n_annotations": None,
+        "progress": progress,
+        "log_tail": [],
+        "exit_code": None,
+        "version": job.version,
+        "metrics": job.metrics,
+        "gate": None,
+        "error": job.error,
     }
 
 
@@ -108,15 +120,30 @@ class Rescorer:
 
     def _insert(self, job_id: str, job_dir: str) -> None:
         with self.db.write() as s:
-            s.add(Job(id=job_id, kind=KIND, state=RUNNING, active=ACTIVE_SLOT, config="-", job_dir=job_dir,
-                      started_at=_now(), version=self.model.version,
-                      metrics={"rescored": 0, "total": self._remaining(s, self.model.version)}))
+            s.add(
+                Job(
+                    id=job_id,
+                    kind=KIND,
+                    state=RUNNING,
+                    active=ACTIVE_SLOT,
+                    config="-",
+                    job_dir=job_dir,
+                    started_at=_now(),
+                    version=self.model.version,
+                    metrics={"rescored": 0, "total": self._remaining(s, self.model.version)},
+                )
+            )
 
     @staticmethod
     def _remaining(s: Any, version: str) -> int:
-        return int(s.scalar(select(func.count()).select_from(StoredStatement)
-                            .where(StoredStatement.model_version.is_not(None),
-                                   StoredStatement.model_version != version)) or 0)
+        return int(
+            s.scalar(
+                select(func.count())
+                .select_from(StoredStatement)
+                .where(StoredStatement.model_version.is_not(None), StoredStatement.model_version != version)
+            )
+            or 0
+        )
 
     def _state(self, job_id: str) -> str | None:
         with self.db.read() as s:
@@ -124,24 +151,44 @@ class Rescorer:
 
     def _page(self, after: int, version: str) -> list[tuple[int, str]]:
         with self.db.read() as s:
-            return [tuple(r) for r in s.execute(
-                select(StoredStatement.id, StoredStatement.text)
-                .where(StoredStatement.id > after, StoredStatement.model_version.is_not(None),
-                       StoredStatement.model_version != version)
-                .order_by(StoredStatement.id).limit(self.settings.monitor.rescore_chunk)).all()]
+            return [
+                tuple(r)
+                for r in s.execute(
+                    select(StoredStatement.id, StoredStatement.text)
+                    .where(
+                        StoredStatement.id > after,
+                        StoredStatement.model_version.is_not(None),
+                        StoredStatement.model_version != version,
+                    )
+                    .order_by(StoredStatement.id)
+                    .limit(self.settings.monitor.rescore_chunk)
+                ).all()
+            ]
 
-    def _apply(self, rows: list[tuple[int, dict[str, float], list[str]]], version: str,
-               thresholds: dict[str, float]) -> None:
+    def _apply(
+        self, rows: list[tuple[int, dict[str, float], list[str]]], version: str, thresholds: dict[str, float]
+    ) -> None:
         schema = self.settings.labels
         with self.db.write() as s:
             for sid, scores, labels in rows:
-                s.execute(update(StoredStatement).where(StoredStatement.id == sid).values(
-                    scores=json.dumps(scores), labels=json.dumps(labels), label_mask=label_mask(labels, schema),
-                    margin=margin(scores, thresholds), model_version=version))
+                s.execute(
+                    update(StoredStatement)
+                    .where(StoredStatement.id == sid)
+                    .values(
+                        scores=json.dumps(scores),
+                        labels=json.dumps(labels),
+                        label_mask=label_mask(labels, schema),
+                        margin=margin(scores, thresholds),
+                        model_version=version,
+                    )
+                )
             ids = [r[0] for r in rows]
-            arts = s.execute(select(Article.id, Article.outlet, Article.day)
-                             .join(StoredStatement, StoredStatement.article_id == Article.id)
-                             .where(StoredStatement.id.in_(ids)).distinct()).all()
+            arts = s.execute(
+                select(Article.id, Article.outlet, Article.day)
+                .join(StoredStatement, StoredStatement.article_id == Article.id)
+                .where(StoredStatement.id.in_(ids))
+                .distinct()
+            ).all()
             s.execute(update(Article).where(Article.id.in_({a[0] for a in arts})).values(model_version=version))
             rebuild_daily(s, {(a[1], a[2]) for a in arts}, schema)
 
@@ -162,7 +209,7 @@ class Rescorer:
                 units = [(i, piece) for i, (_sid, text) in enumerate(page) for piece in splitter.split(text)]
                 scored = await self.model.score([u for _i, u in units])
                 merged: dict[int, tuple[dict[str, float], set[str]]] = {}
-                for (i, _u), pred in zip(units, scored.predictions):
+                for (i, _u), pred in zip(units, scored.predictions, strict=False):
                     if i in merged:
                         old, labs = merged[i]
                         merged[i] = ({k: max(v, pred.scores[k]) for k, v in old.items()}, labs | set(pred.labels))
@@ -173,17 +220,29 @@ class Rescorer:
                 await asyncio.to_thread(self._apply, rows, scored.version, scored.thresholds)
                 done += len(page)
                 after = page[-1][0]
-                await asyncio.to_thread(self._update, job_id, version=scored.version,
-                                        metrics={"rescored": done, "total": total})
+                await asyncio.to_thread(
+                    self._update, job_id, version=scored.version, metrics={"rescored": done, "total": total}
+                )
             await asyncio.to_thread(self._update, job_id, state=SUCCEEDED, active=None, finished_at=_now())
         except asyncio.CancelledError:
-            self._update(job_id, state=FAILED, active=None, finished_at=_now(),
-                         error="the service stopped during the job; start it again to finish")
+            self._update(
+                job_id,
+                state=FAILED,
+                active=None,
+                finished_at=_now(),
+                error="the service stopped during the job; start it again to finish",
+            )
             raise
         except Exception as exc:  # noqa: BLE001 - recorded on the job
             log.exception("re-scoring job %s failed", job_id)
-            await asyncio.to_thread(self._update, job_id, state=FAILED, active=None, finished_at=_now(),
-                                    error=f"{type(exc).__name__}: {exc}")
+            await asyncio.to_thread(
+                self._update,
+                job_id,
+                state=FAILED,
+                active=None,
+                finished_at=_now(),
+                error=f"{type(exc).__name__}: {exc}",
+            )
         finally:
             if self._state(job_id) == CANCELLED:
                 self._update(job_id, active=None)

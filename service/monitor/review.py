@@ -20,7 +20,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -47,7 +47,7 @@ class ReviewInvalid(ValueError):
 
 
 def review_batch(now: datetime | None = None) -> str:
-    return REVIEW_BATCH_PREFIX + (now or datetime.now(timezone.utc)).strftime("%Y-%m-%d")
+    return REVIEW_BATCH_PREFIX + (now or datetime.now(UTC)).strftime("%Y-%m-%d")
 
 
 def uncertainty(margin: float) -> float:
@@ -92,10 +92,19 @@ class Candidate:
     published_at: datetime
 
     def to_json(self, unc: float) -> dict[str, Any]:
-        return {"id": self.id, "text": self.text, "outlet": self.outlet, "article_id": self.article_id,
-                "title": self.title, "url": self.url, "published_at": aware(self.published_at).isoformat(),
-                "scores": self.scores, "labels": self.labels, "uncertainty": round(unc, 6),
-                "model_version": self.model_version}
+        return {
+            "id": self.id,
+            "text": self.text,
+            "outlet": self.outlet,
+            "article_id": self.article_id,
+            "title": self.title,
+            "url": self.url,
+            "published_at": aware(self.published_at).isoformat(),
+            "scores": self.scores,
+            "labels": self.labels,
+            "uncertainty": round(unc, 6),
+            "model_version": self.model_version,
+        }
 
 
 class EmbeddingCache:
@@ -112,7 +121,7 @@ class EmbeddingCache:
             missing = [i for i, k in enumerate(keys) if (version, k) not in self._data]
         vecs = embed([texts[i] for i in missing]) if missing else []
         with self._lock:
-            for i, vec in zip(missing, vecs):
+            for i, vec in zip(missing, vecs, strict=False):
                 self._data[(version, keys[i])] = vec
             out = np.stack([self._data[(version, k)] for k in keys]) if keys else np.zeros((0, 1), np.float32)
             for k in keys:
@@ -134,10 +143,12 @@ class ReviewQueue:
         """The `limit` most uncertain reviewable statements, one per distinct text."""
         annotated = exists().where(Statement.key == StoredStatement.key, Statement.latest_id.is_not(None))
         skipped = exists().where(ReviewSkip.key == StoredStatement.key)
-        q = (select(StoredStatement, Article.outlet, Article.title, Article.url, Article.published_at)
-             .join(Article, Article.id == StoredStatement.article_id)
-             .where(StoredStatement.boilerplate.is_(None), StoredStatement.margin.is_not(None), ~annotated, ~skipped)
-             .order_by(StoredStatement.margin, StoredStatement.id))
+        q = (
+            select(StoredStatement, Article.outlet, Article.title, Article.url, Article.published_at)
+            .join(Article, Article.id == StoredStatement.article_id)
+            .where(StoredStatement.boilerplate.is_(None), StoredStatement.margin.is_not(None), ~annotated, ~skipped)
+            .order_by(StoredStatement.margin, StoredStatement.id)
+        )
         if outlet:
             q = q.where(Article.outlet == outlet)
         out: list[Candidate] = []
@@ -150,9 +161,22 @@ class ReviewQueue:
                     if st.key in keys:
                         continue
                     keys.add(st.key)
-                    out.append(Candidate(st.id, st.text, st.key, json.loads(st.scores or "{}"),
-                                         json.loads(st.labels or "[]"), float(st.margin), st.model_version,
-                                         st.article_id, outlet_, title, url, published))
+                    out.append(
+                        Candidate(
+                            st.id,
+                            st.text,
+                            st.key,
+                            json.loads(st.scores or "{}"),
+                            json.loads(st.labels or "[]"),
+                            float(st.margin),
+                            st.model_version,
+                            st.article_id,
+                            outlet_,
+                            title,
+                            url,
+                            published,
+                        )
+                    )
                     if len(out) == limit:
                         break
                 if len(rows) < page:
@@ -170,8 +194,11 @@ class ReviewQueue:
 
     def _statement(self, statement_id: int) -> tuple[StoredStatement, Article]:
         with self.db.read() as s:
-            row = s.execute(select(StoredStatement, Article).join(Article, Article.id == StoredStatement.article_id)
-                            .where(StoredStatement.id == statement_id)).first()
+            row = s.execute(
+                select(StoredStatement, Article)
+                .join(Article, Article.id == StoredStatement.article_id)
+                .where(StoredStatement.id == statement_id)
+            ).first()
         if row is None:
             raise ReviewNotFound(statement_id)
         return row[0], row[1]
@@ -186,8 +213,14 @@ class ReviewQueue:
         batch = review_batch()
         result = self.store.add([NewAnnotation(ann, annotator)], batch, kind=REVIEW_KIND)
         assert result is not None
-        return {"id": statement_id, "status": "annotated", "annotation_id": result[0].id,
-                "created": result[0].created, "batch": batch, "labels": list(ann.labels)}
+        return {
+            "id": statement_id,
+            "status": "annotated",
+            "annotation_id": result[0].id,
+            "created": result[0].created,
+            "batch": batch,
+            "labels": list(ann.labels),
+        }
 
     def skip(self, statement_id: int, annotator: str) -> dict[str, Any]:
         st, _art = self._statement(statement_id)
@@ -197,5 +230,11 @@ class ReviewQueue:
                     s.add(ReviewSkip(key=st.key, statement_id=st.id, annotator=annotator))
         except IntegrityError:  # skipped concurrently: the same outcome
             pass
-        return {"id": statement_id, "status": "skipped", "annotation_id": None, "created": False,
-                "batch": None, "labels": None}
+        return {
+            "id": statement_id,
+            "status": "skipped",
+            "annotation_id": None,
+            "created": False,
+            "batch": None,
+            "labels": None,
+        }

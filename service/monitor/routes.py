@@ -3,20 +3,19 @@
 
 from __future__ import annotations
 
-import re
-
 import asyncio
+import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
 import httpx
-from pydantic import BeforeValidator
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
+from pydantic import BeforeValidator
 
+from service.auth import require_token
 from service.errors import responses
 from service.limits import ApiRoute
-from service.auth import require_token
 from service.monitor import articles as articles_repo
 from service.monitor import trends
 from service.monitor.poller import PollContext, poll_feed
@@ -77,9 +76,14 @@ def _ready(request: Request) -> None:
 # ------------------------------------------------------------------ feeds
 
 
-@router.post("/feeds", status_code=status.HTTP_201_CREATED, dependencies=Token, response_model=FeedOut,
-             responses=responses(400, 401, 403, 409, 422, 503),
-             summary="Subscribe to a feed (polled by the service)")
+@router.post(
+    "/feeds",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=Token,
+    response_model=FeedOut,
+    responses=responses(400, 401, 403, 409, 422, 503),
+    summary="Subscribe to a feed (polled by the service)",
+)
 def create_feed(request: Request, body: FeedIn) -> dict[str, Any]:
     try:
         return _mon(request).feeds.create(body.name, body.outlet, body.url, body.interval_s, body.format, body.enabled)
@@ -102,9 +106,13 @@ def get_feed(request: Request, feed_id: FeedId) -> dict[str, Any]:
         raise _not_found(feed_id) from None
 
 
-@router.patch("/feeds/{feed_id:int}", response_model=FeedOut, dependencies=Token,
-              responses=responses(400, 401, 403, 404, 409, 422, 503),
-              summary="Change name, outlet, URL, interval, format or enabled")
+@router.patch(
+    "/feeds/{feed_id:int}",
+    response_model=FeedOut,
+    dependencies=Token,
+    responses=responses(400, 401, 403, 404, 409, 422, 503),
+    summary="Change name, outlet, URL, interval, format or enabled",
+)
 def patch_feed(request: Request, feed_id: FeedId, body: FeedPatch) -> dict[str, Any]:
     try:
         return _mon(request).feeds.update(feed_id, **body.model_dump(exclude_unset=True))
@@ -116,9 +124,13 @@ def patch_feed(request: Request, feed_id: FeedId, body: FeedPatch) -> dict[str, 
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
 
 
-@router.delete("/feeds/{feed_id:int}", status_code=status.HTTP_204_NO_CONTENT, dependencies=Token,
-               responses=responses(401, 403, 404, 422, 503),
-               summary="Unsubscribe (stored articles stay, so the outlet's trends keep their history)")
+@router.delete(
+    "/feeds/{feed_id:int}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=Token,
+    responses=responses(401, 403, 404, 422, 503),
+    summary="Unsubscribe (stored articles stay, so the outlet's trends keep their history)",
+)
 def delete_feed(request: Request, feed_id: FeedId) -> Response:
     try:
         _mon(request).feeds.delete(feed_id)
@@ -127,18 +139,28 @@ def delete_feed(request: Request, feed_id: FeedId) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/feeds/{feed_id:int}/polls", response_model=list[PollOut], responses=responses(404, 422),
-            summary="Recent polls of a feed, newest first")
-def list_polls(request: Request, feed_id: FeedId, limit: int = Query(POLLS_LISTED, ge=1, le=1000)) -> list[dict[str, Any]]:
+@router.get(
+    "/feeds/{feed_id:int}/polls",
+    response_model=list[PollOut],
+    responses=responses(404, 422),
+    summary="Recent polls of a feed, newest first",
+)
+def list_polls(
+    request: Request, feed_id: FeedId, limit: int = Query(POLLS_LISTED, ge=1, le=1000)
+) -> list[dict[str, Any]]:
     try:
         return _mon(request).feeds.polls(feed_id, limit)
     except FeedNotFound:
         raise _not_found(feed_id) from None
 
 
-@router.post("/feeds/{feed_id:int}/poll", response_model=PollOut, dependencies=Token,
-             responses=responses(401, 403, 404, 422, 503),
-             summary="Poll a feed now (whatever its schedule); returns the poll record")
+@router.post(
+    "/feeds/{feed_id:int}/poll",
+    response_model=PollOut,
+    dependencies=Token,
+    responses=responses(401, 403, 404, 422, 503),
+    summary="Poll a feed now (whatever its schedule); returns the poll record",
+)
 async def poll_now(request: Request, feed_id: FeedId) -> dict[str, Any]:
     mon = _mon(request)
     _ready(request)
@@ -166,8 +188,12 @@ def list_articles(
     return articles_repo.list_articles(_mon(request).db, outlet, from_, to, feed_id, page, page_size)
 
 
-@router.get("/articles/{article_id:int}", response_model=ArticleOut, responses=responses(404, 422),
-            summary="An article with every statement (scores, labels, boilerplate flags)")
+@router.get(
+    "/articles/{article_id:int}",
+    response_model=ArticleOut,
+    responses=responses(404, 422),
+    summary="An article with every statement (scores, labels, boilerplate flags)",
+)
 def get_article(request: Request, article_id: ArticleId) -> dict[str, Any]:
     found = articles_repo.get_article(_mon(request).db, article_id)
     if found is None:
@@ -178,10 +204,13 @@ def get_article(request: Request, article_id: ArticleId) -> dict[str, Any]:
 # ------------------------------------------------------------------ trends
 
 
-
-@router.get("/trends", response_model=TrendsOut, response_model_by_alias=True,
-            responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}, **responses(422)},
-            summary="Stance per outlet and day/week/month, with Wilson 95% intervals (JSON or CSV)")
+@router.get(
+    "/trends",
+    response_model=TrendsOut,
+    response_model_by_alias=True,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}, **responses(422)},
+    summary="Stance per outlet and day/week/month, with Wilson 95% intervals (JSON or CSV)",
+)
 def get_trends(
     request: Request,
     outlet: list[str] = Query([], description="repeat for several; none = every outlet"),
@@ -193,35 +222,55 @@ def get_trends(
 ) -> Any:
     mon = _mon(request)
     try:
-        result = trends.query(mon.db, trends.TrendQuery(tuple(outlet), tuple(label), from_, to, bucket),
-                              mon.settings.labels, mon.settings.monitor.trends_max_rows)
+        result = trends.query(
+            mon.db,
+            trends.TrendQuery(tuple(outlet), tuple(label), from_, to, bucket),
+            mon.settings.labels,
+            mon.settings.monitor.trends_max_rows,
+        )
     except trends.TrendQueryError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
     wants_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
     if wants_csv:
         versions = " ".join(v["version"] for v in result["model_versions"])
-        return PlainTextResponse(trends.to_csv(result), media_type="text/csv",
-                                 headers={"X-Model-Versions": versions,
-                                          "Content-Disposition": f'attachment; filename="trends-{bucket}.csv"'})
+        return PlainTextResponse(
+            trends.to_csv(result),
+            media_type="text/csv",
+            headers={
+                "X-Model-Versions": versions,
+                "Content-Disposition": f'attachment; filename="trends-{bucket}.csv"',
+            },
+        )
     return result
 
 
-@router.post("/rescore", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut, dependencies=Token,
-             responses=responses(401, 403, 409, 422, 503),
-             summary="Re-score stored statements with the current model (a job; see GET /v1/jobs/{id})")
+@router.post(
+    "/rescore",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobOut,
+    dependencies=Token,
+    responses=responses(401, 403, 409, 422, 503),
+    summary="Re-score stored statements with the current model (a job; see GET /v1/jobs/{id})",
+)
 async def rescore(request: Request) -> dict[str, Any]:
     _ready(request)
     try:
         return await _mon(request).rescorer.start()
     except RescoreConflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail={"message": str(exc), "active_job": exc.active_id})
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, detail={"message": str(exc), "active_job": exc.active_id}
+        ) from None
 
 
 # ------------------------------------------------------------------ review
 
 
-@router.get("/review/next", response_model=ReviewNext, responses=responses(422, 503),
-            summary="Statements to annotate next: uncertain and mutually diverse")
+@router.get(
+    "/review/next",
+    response_model=ReviewNext,
+    responses=responses(422, 503),
+    summary="Statements to annotate next: uncertain and mutually diverse",
+)
 async def review_next(
     request: Request,
     n: int = Query(20, ge=1),
@@ -231,17 +280,21 @@ async def review_next(
     _ready(request)
     limit = mon.settings.monitor.review_max_n
     if n > limit:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            detail=f"'n' must be at most {limit} (monitor.review_max_n)")
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, detail=f"'n' must be at most {limit} (monitor.review_max_n)"
+        )
     bundle = request.app.state.scorer.bundle
     items = await asyncio.to_thread(mon.review.next, n, bundle.embed, bundle.version, outlet)
-    return {"model_version": bundle.version, "strategy": f"uncertainty+mmr(lambda={mon.review.lam:g})",
-            "items": items}
+    return {"model_version": bundle.version, "strategy": f"uncertainty+mmr(lambda={mon.review.lam:g})", "items": items}
 
 
-@router.post("/review/{statement_id:int}", response_model=ReviewResult, dependencies=Token,
-             responses=responses(400, 401, 403, 404, 422, 503),
-             summary="Answer a proposed statement: labels (stored as an annotation) or skip")
+@router.post(
+    "/review/{statement_id:int}",
+    response_model=ReviewResult,
+    dependencies=Token,
+    responses=responses(400, 401, 403, 404, 422, 503),
+    summary="Answer a proposed statement: labels (stored as an annotation) or skip",
+)
 def review_answer(request: Request, statement_id: StatementId, body: ReviewAnswer) -> dict[str, Any]:
     review = _mon(request).review
     try:

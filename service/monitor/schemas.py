@@ -18,9 +18,13 @@ URL_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$"  # ASCII: wha
 class FeedIn(_In):
     name: str = Field(min_length=1, max_length=200, description="unique name of the subscription")
     outlet: str = Field(min_length=1, max_length=200, description="the outlet trends are grouped by")
-    url: str = Field(max_length=2000, pattern=URL_PATTERN, description="http(s) URL of an RSS 2.0 / Atom / JSON Lines feed")
+    url: str = Field(
+        max_length=2000, pattern=URL_PATTERN, description="http(s) URL of an RSS 2.0 / Atom / JSON Lines feed"
+    )
     interval_s: int | None = Field(None, ge=1, description="seconds between polls (default monitor.default_interval_s)")
-    format: FeedFormatName = Field("auto", description="how to read the feed (auto: from its content type and first bytes)")
+    format: FeedFormatName = Field(
+        "auto", description="how to read the feed (auto: from its content type and first bytes)"
+    )
     enabled: StrictBool = True
 
 
@@ -158,17 +162,21 @@ class ReviewNext(BaseModel):
 class ReviewAnswer(_In):
     """Either `labels` (possibly empty: no stance) or `skip: true`, not both."""
 
-    model_config = ConfigDict(json_schema_extra={"oneOf": [
-        {"required": ["labels"], "properties": {"labels": {"type": "array"}, "skip": {"const": False}}},
-        {"required": ["skip"], "properties": {"skip": {"const": True}}, "not": {"required": ["labels"]}},
-    ]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["labels"], "properties": {"labels": {"type": "array"}, "skip": {"const": False}}},
+                {"required": ["skip"], "properties": {"skip": {"const": True}}, "not": {"required": ["labels"]}},
+            ]
+        }
+    )
 
     labels: list[str] | None = None
     skip: bool = False
     annotator: str = Field("review", min_length=1, max_length=200, pattern=r"^[\w.@:+-]+$")
 
     @model_validator(mode="after")
-    def _one_of(self) -> "ReviewAnswer":
+    def _one_of(self) -> ReviewAnswer:
         if self.skip == (self.labels is not None):
             raise ValueError("give either 'labels' (a list, [] for no stance) or 'skip': true")
         return self

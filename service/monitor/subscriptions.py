@@ -4,7 +4,7 @@ Shared by the HTTP routes and the CLI; input is checked here so both give the sa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -14,8 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from service.feeds import FORMAT_ALIASES
 from service.monitor.ingest import aware
 from service.monitor.tables import Article, Feed, Poll
-from service.store import Database
 from service.settings import MonitorSettings
+from service.store import Database
 
 FORMATS = ("auto", *FORMAT_ALIASES)
 EDITABLE = ("name", "outlet", "url", "interval_s", "format", "enabled")
@@ -54,20 +54,38 @@ def _iso(value: datetime | None) -> str | None:
 
 def feed_json(feed: Feed, articles: int = 0) -> dict[str, Any]:
     return {
-        "id": feed.id, "name": feed.name, "outlet": feed.outlet, "url": feed.url, "format": feed.format,
-        "interval_s": feed.interval_s, "enabled": feed.enabled, "failures": feed.failures,
-        "next_poll_at": _iso(feed.next_poll_at), "last_polled_at": _iso(feed.last_polled_at),
-        "last_status": feed.last_status, "last_error": feed.last_error, "articles": articles,
+        "id": feed.id,
+        "name": feed.name,
+        "outlet": feed.outlet,
+        "url": feed.url,
+        "format": feed.format,
+        "interval_s": feed.interval_s,
+        "enabled": feed.enabled,
+        "failures": feed.failures,
+        "next_poll_at": _iso(feed.next_poll_at),
+        "last_polled_at": _iso(feed.last_polled_at),
+        "last_status": feed.last_status,
+        "last_error": feed.last_error,
+        "articles": articles,
         "created_at": _iso(feed.created_at),
     }
 
 
 def poll_json(poll: Poll) -> dict[str, Any]:
     return {
-        "id": poll.id, "feed_id": poll.feed_id, "started_at": _iso(poll.started_at),
-        "finished_at": _iso(poll.finished_at), "status": poll.status, "http_status": poll.http_status,
-        "items": poll.items, "new": poll.new, "seen": poll.seen, "failed": poll.failed,
-        "statements": poll.statements, "model_version": poll.model_version, "error": poll.error,
+        "id": poll.id,
+        "feed_id": poll.feed_id,
+        "started_at": _iso(poll.started_at),
+        "finished_at": _iso(poll.finished_at),
+        "status": poll.status,
+        "http_status": poll.http_status,
+        "items": poll.items,
+        "new": poll.new,
+        "seen": poll.seen,
+        "failed": poll.failed,
+        "statements": poll.statements,
+        "model_version": poll.model_version,
+        "error": poll.error,
     }
 
 
@@ -76,17 +94,24 @@ class Feeds:
     db: Database
     settings: MonitorSettings
 
-    def create(self, name: str, outlet: str, url: str, interval_s: int | None = None, fmt: str = "auto",
-               enabled: bool = True) -> dict[str, Any]:
+    def create(
+        self, name: str, outlet: str, url: str, interval_s: int | None = None, fmt: str = "auto", enabled: bool = True
+    ) -> dict[str, Any]:
         values = {"name": name, "outlet": outlet, "url": url, "interval_s": interval_s, "format": fmt}
         check_fields(values, self.settings)
         try:
             with self.db.write() as s:
                 if s.scalar(select(Feed.id).where(Feed.url == url, Feed.outlet == outlet)) is not None:
                     raise FeedConflict(f"outlet {outlet!r} already has a feed with URL {url}")
-                feed = Feed(name=name.strip(), outlet=outlet.strip(), url=url, format=fmt, enabled=enabled,
-                            interval_s=interval_s or self.settings.default_interval_s,
-                            next_poll_at=datetime.now(timezone.utc))
+                feed = Feed(
+                    name=name.strip(),
+                    outlet=outlet.strip(),
+                    url=url,
+                    format=fmt,
+                    enabled=enabled,
+                    interval_s=interval_s or self.settings.default_interval_s,
+                    next_poll_at=datetime.now(UTC),
+                )
                 s.add(feed)
                 s.flush()
                 return feed_json(feed)
@@ -109,8 +134,9 @@ class Feeds:
 
     def _counts(self, ids: list[int]) -> dict[int, int]:
         with self.db.read() as s:
-            rows = s.execute(select(Article.feed_id, func.count()).where(Article.feed_id.in_(ids))
-                             .group_by(Article.feed_id)).all()
+            rows = s.execute(
+                select(Article.feed_id, func.count()).where(Article.feed_id.in_(ids)).group_by(Article.feed_id)
+            ).all()
         return {fid: n for fid, n in rows}
 
     def get(self, feed_id: int) -> dict[str, Any]:
@@ -134,7 +160,7 @@ class Feeds:
                 for key, value in values.items():
                     setattr(feed, key, value.strip() if key in ("name", "outlet") else value)
                 if "url" in values or "interval_s" in values or values.get("enabled"):
-                    feed.next_poll_at = datetime.now(timezone.utc)  # poll the changed feed soon
+                    feed.next_poll_at = datetime.now(UTC)  # poll the changed feed soon
                     feed.failures = 0
                 if "url" in values:
                     feed.etag = feed.last_modified = None
@@ -161,5 +187,8 @@ class Feeds:
 
     def due(self, now: datetime) -> list[int]:
         with self.db.read() as s:
-            return list(s.scalars(select(Feed.id).where(Feed.enabled.is_(True), Feed.next_poll_at <= now)
-                                  .order_by(Feed.next_poll_at)))
+            return list(
+                s.scalars(
+                    select(Feed.id).where(Feed.enabled.is_(True), Feed.next_poll_at <= now).order_by(Feed.next_poll_at)
+                )
+            )

@@ -113,9 +113,7 @@ class StoredStatement(Base):
 
 class DailyCount(Base):
     __tablename__ = "monitor_daily"
-    __table_args__ = (
-        Index("ix_monitor_daily_day", "day"),
-    )
+    __table_args__ = (Index("ix_monitor_daily_day", "day"),)
     outlet: Mapped[str] = mapped_column(String(200), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     model_version: Mapped[str] = mapped_column(String(100), primary_key=True)

@@ -57,8 +57,16 @@ def query(db: Database, q: TrendQuery, schema: Sequence[str], max_rows: int) -> 
         raise TrendQueryError(f"unknown label(s) {unknown}; known: {list(schema)}")
     labels = list(q.labels) or list(schema)
     if q.start and q.end and q.start > q.end:  # an empty range: nothing in it (not an error)
-        return {"bucket": q.bucket, "from": q.start.isoformat(), "to": q.end.isoformat(), "labels": labels,
-                "interval": "wilson-95", "share_of": "stance_statements", "model_versions": [], "rows": []}
+        return {
+            "bucket": q.bucket,
+            "from": q.start.isoformat(),
+            "to": q.end.isoformat(),
+            "labels": labels,
+            "interval": "wilson-95",
+            "share_of": "stance_statements",
+            "model_versions": [],
+            "rows": [],
+        }
     # The bucket as text: 'YYYY-MM-DD' from SQLite and str(date) from PostgreSQL alike,
     # without parsing a date per row.
     col = type_coerce({"day": DailyCount.day, "week": DailyCount.week, "month": DailyCount.month}[q.bucket], String)
@@ -70,9 +78,18 @@ def query(db: Database, q: TrendQuery, schema: Sequence[str], max_rows: int) -> 
     if q.end:
         conds.append(DailyCount.day <= q.end)
     # One scan: grouped by model version too, summed over versions below.
-    stmt = (select(DailyCount.outlet, col, DailyCount.label, DailyCount.model_version,
-                   func.sum(DailyCount.statements), func.sum(DailyCount.articles))
-            .where(*conds).group_by(DailyCount.outlet, col, DailyCount.label, DailyCount.model_version))
+    stmt = (
+        select(
+            DailyCount.outlet,
+            col,
+            DailyCount.label,
+            DailyCount.model_version,
+            func.sum(DailyCount.statements),
+            func.sum(DailyCount.articles),
+        )
+        .where(*conds)
+        .group_by(DailyCount.outlet, col, DailyCount.label, DailyCount.model_version)
+    )
     with db.read() as s:
         rows = s.execute(stmt.limit(max_rows * (len(labels) + 2) * 4 + 1)).all()
     cells: dict[tuple[str, str], dict[str, list[int]]] = defaultdict(dict)
@@ -95,13 +112,26 @@ def query(db: Database, q: TrendQuery, schema: Sequence[str], max_rows: int) -> 
             k, k_art = counts.get(lab, none)
             if stance:
                 low, high = wilson(k, stance)
-                per_label[lab] = {"statements": k, "articles": k_art, "share": round(k / stance, 6),
-                                  "low": round(low, 6), "high": round(high, 6)}
+                per_label[lab] = {
+                    "statements": k,
+                    "articles": k_art,
+                    "share": round(k / stance, 6),
+                    "low": round(low, 6),
+                    "high": round(high, 6),
+                }
             else:
                 per_label[lab] = {"statements": k, "articles": k_art, "share": None, "low": None, "high": None}
-        out_rows.append({"outlet": outlet, "bucket_start": bucket, "articles": articles,
-                         "statements": statements, "stance_articles": stance_articles,
-                         "stance_statements": stance, "labels": per_label})
+        out_rows.append(
+            {
+                "outlet": outlet,
+                "bucket_start": bucket,
+                "articles": articles,
+                "statements": statements,
+                "stance_articles": stance_articles,
+                "stance_statements": stance,
+                "labels": per_label,
+            }
+        )
     return {
         "bucket": q.bucket,
         "from": q.start.isoformat() if q.start else None,
@@ -114,8 +144,20 @@ def query(db: Database, q: TrendQuery, schema: Sequence[str], max_rows: int) -> 
     }
 
 
-CSV_COLUMNS = ["outlet", "bucket_start", "articles", "statements", "stance_articles", "stance_statements",
-               "label", "label_statements", "label_articles", "share", "low", "high"]
+CSV_COLUMNS = [
+    "outlet",
+    "bucket_start",
+    "articles",
+    "statements",
+    "stance_articles",
+    "stance_statements",
+    "label",
+    "label_statements",
+    "label_articles",
+    "share",
+    "low",
+    "high",
+]
 
 
 def to_csv(result: dict[str, Any]) -> str:
@@ -125,9 +167,22 @@ def to_csv(result: dict[str, Any]) -> str:
     writer.writerow(CSV_COLUMNS)
     for row in result["rows"]:
         for lab, cell in row["labels"].items():
-            writer.writerow([row["outlet"], row["bucket_start"], row["articles"], row["statements"],
-                             row["stance_articles"], row["stance_statements"], lab, cell["statements"],
-                             cell["articles"], _blank(cell["share"]), _blank(cell["low"]), _blank(cell["high"])])
+            writer.writerow(
+                [
+                    row["outlet"],
+                    row["bucket_start"],
+                    row["articles"],
+                    row["statements"],
+                    row["stance_articles"],
+                    row["stance_statements"],
+                    lab,
+                    cell["statements"],
+                    cell["articles"],
+                    _blank(cell["share"]),
+                    _blank(cell["low"]),
+                    _blank(cell["high"]),
+                ]
+            )
     return buf.getvalue()
 
 

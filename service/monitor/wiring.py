@@ -3,14 +3,8 @@ lifespan work (create its tables, recover re-scoring jobs, run the poller)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
-
-from fastapi import FastAPI
 
 from service.monitor.model import ServiceModel
 from service.monitor.poller import Poller
@@ -18,8 +12,8 @@ from service.monitor.rescore import Rescorer
 from service.monitor.review import ReviewQueue
 from service.monitor.subscriptions import Feeds
 from service.monitor.tables import Base
-from service.store import AnnotationStore, Database, open_database
 from service.settings import Settings
+from service.store import AnnotationStore, Database
 
 log = logging.getLogger("stance.monitor")
 

@@ -17,8 +17,8 @@ from fastapi.templating import Jinja2Templates
 from markdown_it import MarkdownIt
 
 from service.routes_models import card_of
-from training.registry import Registry
 from service.settings import Settings
+from training.registry import Registry
 
 HERE = Path(__file__).resolve().parent
 STATIC_URL = "/static"
@@ -79,7 +79,9 @@ async def card_page(request: Request, version: str) -> HTMLResponse:
     card = card_of(registry.path(version))
     body = _markdown.render(card["card"]) if card["card"] else None
     return templates.TemplateResponse(
-        request, "card.html", _context(request, "/models", version=version, card_html=body, plots=card["plots"]),
+        request,
+        "card.html",
+        _context(request, "/models", version=version, card_html=body, plots=card["plots"]),
         headers=SECURITY_HEADERS,
     )
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tests.support.admin import (
     AUTH,
     TOKEN,
@@ -27,12 +28,19 @@ from tests.support.admin import (
     write_config,
 )
 from tests.support.monitor import LABELS, FeedServer
-
 from training.registry import Registry
 
 CHROMIUM = Path(os.environ.get("STANCE_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
@@ -55,8 +63,20 @@ pytestmark = pytest.mark.timeout(JOB_TIMEOUT_S + 300)
 
 
 def _serve_cmd(cfg: Path) -> list[str]:
-    return [sys.executable, "-m", "service.cli", "serve", "--config", str(cfg), "--host", "127.0.0.1",
-            "--port", "{port}", "--log-level", "warning"]
+    return [
+        sys.executable,
+        "-m",
+        "service.cli",
+        "serve",
+        "--config",
+        str(cfg),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--log-level",
+        "warning",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +128,9 @@ class Page:
         self.page = self.context.new_page()
         self.page.set_default_timeout(30_000)
         self.errors: list[str] = []
-        self.page.on("console", lambda m: self.errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+        self.page.on(
+            "console", lambda m: self.errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None
+        )
         self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
 
     def goto(self, path: str) -> Any:
@@ -216,8 +238,9 @@ def test_read_correct_review_retrain_rollback(server: LiveServer, browser: Any) 
     while time.monotonic() < deadline:
         # read without waiting: the job panel is re-rendered as the job moves (an element
         # counted a moment ago may be gone, and a waiting read would then time out)
-        state, percent, phase = ((page.locator(sel).all_inner_texts() or [""])[0]
-                                 for sel in ("#job-state", "#job-percent", "#job-phase"))
+        state, percent, phase = (
+            (page.locator(sel).all_inner_texts() or [""])[0] for sel in ("#job-state", "#job-percent", "#job-phase")
+        )
         if not state:  # between two renders
             time.sleep(0.05)
             continue
@@ -274,8 +297,10 @@ def test_errors_are_shown_in_words(server: LiveServer, browser: Any) -> None:
 
 def test_long_document_and_phone_width(server: LiveServer, browser: Any) -> None:
     """1,000 statements render and stay responsive; the page fits a phone screen."""
-    text = "\n".join(f"Statement {i}: allies discussed whether Ukraine should join NATO after round {i}."
-                     for i in range(LONG_DOC_STATEMENTS))
+    text = "\n".join(
+        f"Statement {i}: allies discussed whether Ukraine should join NATO after round {i}."
+        for i in range(LONG_DOC_STATEMENTS)
+    )
     ui = Page(browser, server.url, viewport=PHONE)
     page = ui.goto("/")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
@@ -301,11 +326,17 @@ def _monitored_feeds(server: LiveServer, feeds: FeedServer) -> list[str]:
     """Subscribe to the Wire (RSS) and Daily (Atom) test feeds, disabled so the service's
     poller leaves them alone, and poll each once through the API; returns the outlets."""
     outlets = []
-    for name, outlet, path, file, kind in [("wire", "Wire", "/wire.xml", "wire_v1.xml", "application/rss+xml"),
-                                           ("daily", "Daily", "/daily.atom", "daily.atom", "application/atom+xml")]:
+    for name, outlet, path, file, kind in [
+        ("wire", "Wire", "/wire.xml", "wire_v1.xml", "application/rss+xml"),
+        ("daily", "Daily", "/daily.atom", "daily.atom", "application/atom+xml"),
+    ]:
         feeds.serve_file(path, file, kind)
-        r = httpx.post(f"{server.url}/v1/feeds", headers=AUTH, timeout=30,
-                       json={"name": name, "outlet": outlet, "url": feeds.url(path), "enabled": False})
+        r = httpx.post(
+            f"{server.url}/v1/feeds",
+            headers=AUTH,
+            timeout=30,
+            json={"name": name, "outlet": outlet, "url": feeds.url(path), "enabled": False},
+        )
         assert r.status_code == 201, r.text
         poll = httpx.post(f"{server.url}/v1/feeds/{r.json()['id']}/poll", headers=AUTH, timeout=300)
         assert poll.status_code == 200, poll.text
@@ -386,8 +417,12 @@ def test_review_and_trends_on_monitored_feeds(server: LiveServer, browser: Any) 
     first = expected["rows"][0]
     cells = table.first.locator("td").all_inner_texts()
     assert cells[:3] == [first["bucket_start"], first["outlet"], f"{100 * first['labels'][label]['share']:.1f}%"]
-    assert cells[4:] == [str(first["labels"][label]["statements"]), str(first["stance_statements"]),
-                         str(first["statements"]), str(first["articles"])]
+    assert cells[4:] == [
+        str(first["labels"][label]["statements"]),
+        str(first["stance_statements"]),
+        str(first["statements"]),
+        str(first["articles"]),
+    ]
     assert expected["model_versions"][0]["version"] in page.locator("#trend-versions").inner_text()
     ui.shot("trends-chart")
     with page.expect_download() as download:
@@ -399,13 +434,28 @@ def test_review_and_trends_on_monitored_feeds(server: LiveServer, browser: Any) 
 
 
 ERROR_BODIES = [  # (body, words that must be shown)
-    ({"error": "invalid_request", "detail": "texts[1]: text is empty", "problems": [{"field": "texts[1]", "message": "text is empty"}]},
-     ["texts[1]: text is empty"]),
-    ({"error": "invalid request: texts[0]: too long", "detail": [{"field": "texts[0]", "message": "too long"}]},
-     ["invalid request: texts[0]: too long"]),
+    (
+        {
+            "error": "invalid_request",
+            "detail": "texts[1]: text is empty",
+            "problems": [{"field": "texts[1]", "message": "text is empty"}],
+        },
+        ["texts[1]: text is empty"],
+    ),
+    (
+        {"error": "invalid request: texts[0]: too long", "detail": [{"field": "texts[0]", "message": "too long"}]},
+        ["invalid request: texts[0]: too long"],
+    ),
     ({"error": "invalid API token"}, ["invalid API token"]),
-    ({"detail": {"message": "2 invalid record(s); nothing was stored", "problems": [{"record": 2, "message": "unknown label"}]}},
-     ["2 invalid record(s)", "record 2: unknown label"]),
+    (
+        {
+            "detail": {
+                "message": "2 invalid record(s); nothing was stored",
+                "problems": [{"record": 2, "message": "unknown label"}],
+            }
+        },
+        ["2 invalid record(s)", "record 2: unknown label"],
+    ),
     ({"error": "not_found"}, ["not found"]),
     ("upstream timed out", ["upstream timed out"]),
     (None, ["Bad Gateway"]),
@@ -417,7 +467,9 @@ def test_error_bodies_become_words(server: LiveServer, browser: Any) -> None:
     ui = Page(browser, server.url)
     page = ui.goto("/trends")
     for body, words in ERROR_BODIES:
-        text = page.evaluate("async ([b]) => (await import('/static/js/api.js')).errorMessage(b, 502, 'Bad Gateway')", [body])
+        text = page.evaluate(
+            "async ([b]) => (await import('/static/js/api.js')).errorMessage(b, 502, 'Bad Gateway')", [body]
+        )
         assert text.startswith("HTTP 502: ")
         for w in words:
             assert w in text, (body, text)
@@ -428,10 +480,18 @@ def test_error_bodies_become_words(server: LiveServer, browser: Any) -> None:
 def test_upload_a_jsonl_feed(server: LiveServer, browser: Any) -> None:
     """An uploaded JSON Lines file: one document per article, ids kept as source ids."""
     articles = [
-        {"id": "kp-101", "title": "Allies split", "text": "Some allies want Ukraine in now. Others want to wait.",
-         "url": "https://news.example/kp-101"},
-        {"id": "kp-102", "title": "Guarantees", "text": "Bilateral guarantees will protect Ukraine until it joins.",
-         "url": "javascript:alert(1)"},
+        {
+            "id": "kp-101",
+            "title": "Allies split",
+            "text": "Some allies want Ukraine in now. Others want to wait.",
+            "url": "https://news.example/kp-101",
+        },
+        {
+            "id": "kp-102",
+            "title": "Guarantees",
+            "text": "Bilateral guarantees will protect Ukraine until it joins.",
+            "url": "javascript:alert(1)",
+        },
     ]
     feed = "".join(json.dumps(a) + "\n" for a in articles)
     ui = Page(browser, server.url)

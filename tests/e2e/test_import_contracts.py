@@ -26,8 +26,9 @@ def _copy(tmp: Path) -> Path:
 def _lint(root: Path) -> subprocess.CompletedProcess[str]:
     # The copy comes first on the path, ahead of the editable install's finder.
     env = {**os.environ, "PYTHONPATH": str(root)}
-    return subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=root, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache"], cwd=root, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_contracts_hold_on_the_code_as_it_is(tmp_path: Path) -> None:
@@ -40,10 +41,12 @@ def test_contracts_hold_on_the_code_as_it_is(tmp_path: Path) -> None:
     "module, line, broken",
     [
         ("training/labels.py", "import service.settings  # a back-import", "training never imports service"),
-        ("training/settings.py", "import training.segment  # a cycle: segment imports settings",
-         "no import cycles inside training or inside service"),
-        ("service/store.py", "import service.jobs  # the store reaching up into retraining",
-         "service layers"),
+        (
+            "training/settings.py",
+            "import training.segment  # a cycle: segment imports settings",
+            "no import cycles inside training or inside service",
+        ),
+        ("service/store.py", "import service.jobs  # the store reaching up into retraining", "service layers"),
     ],
 )
 def test_a_deliberate_violation_fails_lint_imports(tmp_path: Path, module: str, line: str, broken: str) -> None:
@@ -52,5 +55,5 @@ def test_a_deliberate_violation_fails_lint_imports(tmp_path: Path, module: str, 
     target.write_text(target.read_text(encoding="utf-8") + f"\n{line}\n", encoding="utf-8")
     done = _lint(root)
     assert done.returncode != 0
-    report = done.stdout[done.stdout.index("Broken contracts"):]
+    report = done.stdout[done.stdout.index("Broken contracts") :]
     assert broken in report

@@ -40,9 +40,21 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     [site_dir] = (venv / "lib").glob("python*/site-packages")
     (site_dir / "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     done = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-         "--no-index", str(src)],
-        capture_output=True, text=True, cwd=tmp, timeout=300,
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return venv
@@ -66,8 +78,7 @@ def test_installed_package_finds_the_project_through_stance_root(installed: Path
         "print(json.dumps({'code': training.__file__, 'root': str(cfg.root), "
         "'models': str(cfg.paths.models_dir), 'labels': list(cfg.labels)}))"
     )
-    done = _run([str(installed / "bin" / "python"), "-c", probe], cwd=tmp_path,
-                STANCE_ROOT=str(PROJECT))
+    done = _run([str(installed / "bin" / "python"), "-c", probe], cwd=tmp_path, STANCE_ROOT=str(PROJECT))
     assert done.returncode == 0, done.stderr[-2000:]
     found = json.loads(done.stdout)
     assert Path(found["code"]).is_relative_to(installed)  # the installed copy, not the checkout

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.support.monitor import FeedServer
-from tests.support.tiny import write_config
 from typer.testing import CliRunner
 
 from service.cli import app
+from tests.support.monitor import FeedServer
+from tests.support.tiny import write_config
 
 
 @pytest.fixture
@@ -24,8 +24,9 @@ def test_feeds_commands(tiny_registry, tmp_path, server, monkeypatch):
     monkeypatch.delenv("STANCE_CONFIG", raising=False)
     cfg = write_config(tmp_path / "c.yaml", paths={"models_dir": tiny_registry, "data_dir": tmp_path / "data"})
     run = CliRunner().invoke
-    r = run(app, ["feeds", "add", "wire", server.url("/wire.xml"), "--outlet", "Wire", "--interval", "60",
-                  "-c", str(cfg)])
+    r = run(
+        app, ["feeds", "add", "wire", server.url("/wire.xml"), "--outlet", "Wire", "--interval", "60", "-c", str(cfg)]
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["name"] == "wire"
     assert run(app, ["feeds", "add", "wire", server.url("/x"), "--outlet", "Wire", "-c", str(cfg)]).exit_code == 2

@@ -5,11 +5,10 @@ retried without stopping the rest."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
-from tests.support.monitor import FeedServer, KeywordModel, Route, big_rss
 from sqlalchemy import func, select
 
 from service.monitor.ingest import aware
@@ -19,6 +18,7 @@ from service.monitor.tables import Article, DailyCount, Feed, StoredStatement
 from service.monitor.wiring import ensure_tables
 from service.store import Database
 from tests.support import project_settings
+from tests.support.monitor import FeedServer, KeywordModel, Route, big_rss
 
 
 @pytest.fixture
@@ -46,6 +46,7 @@ def poll(db, settings, model, feed_id):
     async def run():
         async with httpx.AsyncClient() as client:
             return await poll_feed(PollContext(db, settings, model, client), feed_id)
+
     return asyncio.run(run())
 
 
@@ -115,7 +116,7 @@ def test_failures_are_recorded_backed_off_and_retried(server, settings):
     assert r["status"] == ERROR and "malformed XML at line" in r["error"]
 
     # Back-off: 30 s after one failure, 60 s after two (interval 10 s), capped at 120 s.
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     poll(db, settings, model, down["id"])
     row = feeds.get_row(down["id"])
     assert row.failures == 2
@@ -124,7 +125,7 @@ def test_failures_are_recorded_backed_off_and_retried(server, settings):
     for _ in range(3):
         poll(db, settings, model, down["id"])
     row = feeds.get_row(down["id"])
-    assert row.failures == 5 and (aware(row.next_poll_at) - datetime.now(timezone.utc)).total_seconds() <= 120
+    assert row.failures == 5 and (aware(row.next_poll_at) - datetime.now(UTC)).total_seconds() <= 120
 
     # The feed recovers: the next poll succeeds, failures reset, the history is kept.
     server.serve_file("/down.xml", "wire_v1.xml")

@@ -11,8 +11,8 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support.monitor import AUTH, TOKEN, FeedServer
 from tests.support import project_settings
+from tests.support.monitor import AUTH, TOKEN, FeedServer
 
 URL = os.environ.get("STANCE_TEST_PG_URL")
 pytestmark = pytest.mark.skipif(not URL, reason="set STANCE_TEST_PG_URL to run on PostgreSQL")
@@ -27,14 +27,19 @@ def test_monitoring_on_postgres(tiny_registry, tmp_path, monkeypatch):
     (tmp_path / "seeds").mkdir()
     settings = project_settings().with_overrides(
         paths={"models_dir": tmp_path / "models", "data_dir": tmp_path / "data", "annotations_dir": tmp_path / "seeds"},
-        store={"url": URL}, auth={"token": TOKEN}, monitor={"poller": False}, jobs={"watch_registry_s": 0})
+        store={"url": URL},
+        auth={"token": TOKEN},
+        monitor={"poller": False},
+        jobs={"watch_registry_s": 0},
+    )
     server = FeedServer().start()
     server.serve_file("/wire.xml", "wire_v1.xml")
     app = create_app(settings)
     try:
         with TestClient(app) as c:
-            feed = c.post("/v1/feeds", json={"name": "wire", "outlet": "Wire", "url": server.url("/wire.xml")},
-                          headers=AUTH).json()
+            feed = c.post(
+                "/v1/feeds", json={"name": "wire", "outlet": "Wire", "url": server.url("/wire.xml")}, headers=AUTH
+            ).json()
             assert c.post(f"/v1/feeds/{feed['id']}/poll", headers=AUTH).json()["new"] == 3
             server.serve_file("/wire.xml", "wire_v2.xml")
             second = c.post(f"/v1/feeds/{feed['id']}/poll", headers=AUTH).json()

@@ -20,8 +20,20 @@ BATCH3 = SEED_FILE.parent / "annotations_batch3.jsonl"
 
 
 def _serve_cmd(cfg) -> list[str]:
-    return [sys.executable, "-m", "service.cli", "serve", "--config", str(cfg), "--host", "127.0.0.1",
-            "--port", "{port}", "--log-level", "warning"]
+    return [
+        sys.executable,
+        "-m",
+        "service.cli",
+        "serve",
+        "--config",
+        str(cfg),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--log-level",
+        "warning",
+    ]
 
 
 def test_annotate_retrain_gate_hot_swap(tmp_path):
@@ -37,8 +49,9 @@ def test_annotate_retrain_gate_hot_swap(tmp_path):
         http = httpx.Client(base_url=server.url, timeout=60)
         # analysts add a batch (new documents) through the API
         new = [json.loads(line) for line in BATCH3.read_text().splitlines()[:60]]
-        r = http.post("/v1/annotations", json={"annotations": new, "batch": "week-25", "annotator": "maria"},
-                      headers=AUTH)
+        r = http.post(
+            "/v1/annotations", json={"annotations": new, "batch": "week-25", "annotator": "maria"}, headers=AUTH
+        )
         assert r.status_code == 201, r.text
         assert r.json()["created"] == 60
 
@@ -51,7 +64,9 @@ def test_annotate_retrain_gate_hot_swap(tmp_path):
             with httpx.Client(base_url=server.url, timeout=60) as c:
                 while not stop.is_set():
                     try:
-                        resp = c.post("/v1/classify", json={"texts": ["Invite Ukraine now.", "Guarantees until it joins."]})
+                        resp = c.post(
+                            "/v1/classify", json={"texts": ["Invite Ukraine now.", "Guarantees until it joins."]}
+                        )
                         if resp.status_code == 200:
                             seen[resp.json()["model_version"]] += 1
                         else:

@@ -33,7 +33,9 @@ def test_stance_serve_subprocess(tmp_path: Path, tiny_registry: Path) -> None:
     stance = Path(sys.executable).parent / "stance"
     proc = subprocess.Popen(
         [str(stance), "serve", "--port", str(port), "--host", "127.0.0.1"],
-        env={**os.environ, "STANCE_CONFIG": str(config)}, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "STANCE_CONFIG": str(config)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -52,8 +54,12 @@ def test_stance_serve_subprocess(tmp_path: Path, tiny_registry: Path) -> None:
         assert r.status_code == 200 and len(r.json()["results"]) == 2
         r = httpx.post(f"{base}/v1/classify", json={"text": ""})
         assert r.status_code == 422
-        with httpx.stream("POST", f"{base}/v1/feeds/score", content=b'{"id": "a", "text": "NATO. Ukraine wants in."}\n',
-                          headers={"content-type": "application/x-ndjson"}) as resp:
+        with httpx.stream(
+            "POST",
+            f"{base}/v1/feeds/score",
+            content=b'{"id": "a", "text": "NATO. Ukraine wants in."}\n',
+            headers={"content-type": "application/x-ndjson"},
+        ) as resp:
             lines = [line for line in resp.iter_lines() if line]
         assert resp.status_code == 200 and len(lines) == 1
         assert "stance_statements_scored_total" in httpx.get(f"{base}/metrics").text

@@ -11,16 +11,23 @@ from tests.support.admin import AUTH, LiveServer, write_config
 
 
 def _records(prefix: str, n: int) -> list[dict]:
-    return [{"text": f"{prefix} statement number {i} about security guarantees.", "labels": ["interim_guarantees"],
-             "source": f"{prefix}-doc"} for i in range(n)]
+    return [
+        {
+            "text": f"{prefix} statement number {i} about security guarantees.",
+            "labels": ["interim_guarantees"],
+            "source": f"{prefix}-doc",
+        }
+        for i in range(n)
+    ]
 
 
 def test_writes_acknowledged_survive_sigkill(tmp_path):
     cfg = write_config(tmp_path)
     server = LiveServer(cfg)
     try:
-        r = httpx.post(server.url + "/v1/annotations", headers=AUTH,
-                       json={"annotations": _records("durable", 5), "batch": "dur"})
+        r = httpx.post(
+            server.url + "/v1/annotations", headers=AUTH, json={"annotations": _records("durable", 5), "batch": "dur"}
+        )
         assert r.status_code == 201
         ids = r.json()["ids"]
     finally:
@@ -42,8 +49,11 @@ def test_concurrent_writes_lose_and_duplicate_nothing(tmp_path):
     def work(c: int, url: str) -> None:
         with httpx.Client(base_url=url, headers=AUTH, timeout=60) as http:
             for i in range(per_client):
-                body = {"annotations": [_records(f"c{c}-r{i}", 1)[0], shared[i % len(shared)]],
-                        "batch": "load", "annotator": f"client{c}"}
+                body = {
+                    "annotations": [_records(f"c{c}-r{i}", 1)[0], shared[i % len(shared)]],
+                    "batch": "load",
+                    "annotator": f"client{c}",
+                }
                 for _attempt in range(2):
                     r = http.post("/v1/annotations", json=body)
                     if r.status_code != 201:
@@ -56,8 +66,9 @@ def test_concurrent_writes_lose_and_duplicate_nothing(tmp_path):
         for t in threads:
             t.join()
         stats = httpx.get(server.url + "/v1/annotations/stats").json()
-        history = httpx.get(server.url + "/v1/annotations",
-                            params={"view": "history", "batch": "load", "page_size": 1000}).json()
+        history = httpx.get(
+            server.url + "/v1/annotations", params={"view": "history", "batch": "load", "page_size": 1000}
+        ).json()
     assert errors == []
     assert stats["statements"] == clients * per_client + len(shared)
     # each client annotated each shared statement once; retries added nothing

@@ -22,8 +22,12 @@ QUICK = {"epochs": 1, "n_folds": 2, "batch_size": 16}
 
 def _stance(*args, env=None):
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args], cwd=ROOT, capture_output=True, text=True,
-        env={**os.environ, **(env or {})}, timeout=600,
+        [sys.executable, "-m", "service.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=600,
     )
 
 
@@ -32,7 +36,9 @@ def test_train_cli_registers_a_bundle_and_prints_json(tmp_path):
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps(a.to_json()) + "\n" for a in seed_subset(40)))
     cfg = write_config(
-        tmp_path / "cfg.yaml", base_model={"path": base}, training=QUICK,
+        tmp_path / "cfg.yaml",
+        base_model={"path": base},
+        training=QUICK,
         paths={"models_dir": tmp_path / "models", "data_dir": tmp_path / "data"},
         evaluation={"bootstrap_samples": 20},
     )
@@ -42,8 +48,16 @@ def test_train_cli_registers_a_bundle_and_prints_json(tmp_path):
     registry = Registry(tmp_path / "models")
     assert registry.versions() == [result["version"]] and registry.current() is None
     bundle_dir = Path(result["path"])
-    for rel in ("bundle.json", "manifest.json", "metrics.json", CARD_FILE, "training_config.yaml",
-                "model/model.safetensors", "model/tokenizer.json", ONNX_FILE):
+    for rel in (
+        "bundle.json",
+        "manifest.json",
+        "metrics.json",
+        CARD_FILE,
+        "training_config.yaml",
+        "model/model.safetensors",
+        "model/tokenizer.json",
+        ONNX_FILE,
+    ):
         assert (bundle_dir / rel).is_file(), rel
     assert sorted(p.name for p in (bundle_dir / "plots").iterdir()) == sorted(
         [f"pr_{n}.png" for n in project_settings().labels] + ["reliability.png"]
@@ -65,17 +79,33 @@ def test_train_cli_registers_a_bundle_and_prints_json(tmp_path):
     assert registry.current() == first
 
     progress = tmp_path / "progress.json"
-    quick = _stance("train", "--config", str(cfg), "--data", str(data), "--quick", "--no-promote",
-                    env={"STANCE_PROGRESS_FILE": str(progress)})
+    quick = _stance(
+        "train",
+        "--config",
+        str(cfg),
+        "--data",
+        str(data),
+        "--quick",
+        "--no-promote",
+        env={"STANCE_PROGRESS_FILE": str(progress)},
+    )
     assert quick.returncode == 0, quick.stderr[-2000:]
     result = json.loads(quick.stdout.strip().splitlines()[-1])
     assert result["metrics"]["cv_reused_from"] == first
     quick_meta, first_meta = read_meta(Path(result["path"])), read_meta(registry.path(first))
-    assert quick_meta["calibration"] == first_meta["calibration"] and quick_meta["thresholds"] == first_meta["thresholds"]
+    assert (
+        quick_meta["calibration"] == first_meta["calibration"] and quick_meta["thresholds"] == first_meta["thresholds"]
+    )
     assert json.loads(progress.read_text()) | {"elapsed_s": 0} == {
-        "state": "done", "phase": "export and checks", "phase_number": 2, "phases": 2,
-        "step": json.loads(progress.read_text())["steps"], "steps": json.loads(progress.read_text())["steps"],
-        "percent": 100.0, "elapsed_s": 0, "eta_s": 0.0,
+        "state": "done",
+        "phase": "export and checks",
+        "phase_number": 2,
+        "phases": 2,
+        "step": json.loads(progress.read_text())["steps"],
+        "steps": json.loads(progress.read_text())["steps"],
+        "percent": 100.0,
+        "elapsed_s": 0,
+        "eta_s": 0.0,
     }
 
 
@@ -93,7 +123,9 @@ def test_evaluate_cli(tmp_path):
 
     make_tiny_bundle(tmp_path / "models" / "vtiny", version="vtiny")
     Registry(tmp_path / "models").set_current("vtiny")
-    cfg = write_config(tmp_path / "cfg.yaml", paths={"models_dir": tmp_path / "models"}, evaluation={"bootstrap_samples": 20})
+    cfg = write_config(
+        tmp_path / "cfg.yaml", paths={"models_dir": tmp_path / "models"}, evaluation={"bootstrap_samples": 20}
+    )
     out = tmp_path / "metrics.json"
     done = _stance("evaluate", "--config", str(cfg), "--data", "seeds/annotations/corpus.jsonl", "--output", str(out))
     assert done.returncode == 0, done.stderr[-2000:]
@@ -107,7 +139,8 @@ def test_evaluate_cli(tmp_path):
 @pytest.mark.slow
 def test_real_base_model_trains_briefly_and_scores_text(tmp_path):
     settings = project_settings().with_overrides(
-        training=QUICK | {"epochs": 2}, paths={"models_dir": str(tmp_path / "models")},
+        training=QUICK | {"epochs": 2},
+        paths={"models_dir": str(tmp_path / "models")},
         evaluation={"bootstrap_samples": 50},
     )
     anns = seed_subset(60)

@@ -40,8 +40,14 @@ def tiny_base_model(target: Path) -> Path:
     from training.base_model import base_model_dir
 
     tok = AutoTokenizer.from_pretrained(base_model_dir(project_settings().base_model), local_files_only=True)
-    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=128)
+    cfg = BertConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
     BertModel(cfg).save_pretrained(target)
     tok.save_pretrained(target)
     return target
@@ -57,8 +63,11 @@ def seed_dir(target: Path, n_lines: int = 120) -> Path:
 
 def write_config(tmp: Path, base_model: Path | None = None, **sections: dict[str, Any]) -> Path:
     data: dict[str, Any] = {
-        "paths": {"data_dir": str(tmp / "data"), "models_dir": str(tmp / "models"),
-                  "annotations_dir": str(tmp / "seeds")},
+        "paths": {
+            "data_dir": str(tmp / "data"),
+            "models_dir": str(tmp / "models"),
+            "annotations_dir": str(tmp / "seeds"),
+        },
         "training": {"epochs": 1, "n_folds": 2, "batch_size": 32, "bf16": False},
         "evaluation": {"bootstrap_samples": 20},
         "jobs": {"poll_interval_s": 0.2, "watch_registry_s": 0.5},
@@ -78,7 +87,6 @@ def tiny_bundle(models_dir: Path, version: str, threshold: float | None = None, 
     """A tiny registered bundle; `threshold` overrides every label's threshold (0.01 says
     yes to everything, 0.999 to nothing: a deterministic good/bad pair for the gate)."""
     from tests.support.tiny import make_tiny_bundle
-
     from training.bundle import BUNDLE_META, add_to_bundle
 
     path = make_tiny_bundle(models_dir / version, version=version, with_onnx=False, seed=seed)
@@ -137,19 +145,29 @@ def free_port() -> int:
 class LiveServer:
     """A service subprocess on loopback; `kill()` is SIGKILL (no clean shutdown)."""
 
-    def __init__(self, config: Path, command: list[str] | None = None, ready_path: str = "/v1/models",
-                 log: Path | None = None, env: dict[str, str] | None = None, ready_timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        config: Path,
+        command: list[str] | None = None,
+        ready_path: str = "/v1/models",
+        log: Path | None = None,
+        env: dict[str, str] | None = None,
+        ready_timeout: float = 120.0,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = command or [sys.executable, "-c",
-                          "import tests.support.admin as s; "
-                          f"s.serve_admin_app({str(config)!r}, {self.port})"]
+        cmd = command or [
+            sys.executable,
+            "-c",
+            f"import tests.support.admin as s; s.serve_admin_app({str(config)!r}, {self.port})",
+        ]
         cmd = [c.replace("{port}", str(self.port)) for c in cmd]
         self.log = log or config.parent / f"server-{self.port}.log"
         full_env = {**os.environ, "STANCE_CONFIG": str(config), **(env or {})}
         with self.log.open("wb") as fh:
-            self.proc = subprocess.Popen(cmd, cwd=PROJECT, env=full_env, stdout=fh, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd, cwd=PROJECT, env=full_env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self._wait_ready(ready_path, ready_timeout)
 
     def _wait_ready(self, path: str, timeout: float = 120.0) -> None:
@@ -180,7 +198,7 @@ class LiveServer:
                 self.proc.kill()
                 self.proc.wait()
 
-    def __enter__(self) -> "LiveServer":
+    def __enter__(self) -> LiveServer:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -35,7 +35,6 @@ CLI_TIMEOUT_S = 1800
 def prepare(root: Path) -> Path:
     """A registry of two tiny bundles (the first current) and a config using it."""
     from tests.support.tiny import make_tiny_bundle
-
     from training.registry import Registry
 
     models = root / "models"
@@ -47,18 +46,37 @@ def prepare(root: Path) -> Path:
         registry.set_current(VERSIONS[0], "contract tests")
     return write_config(
         root,
-        service={"max_text_chars": 3000, "max_texts": 8, "max_body_bytes": 100_000, "max_feed_bytes": 200_000,
-                 "max_statements": 400},
+        service={
+            "max_text_chars": 3000,
+            "max_texts": 8,
+            "max_body_bytes": 100_000,
+            "max_feed_bytes": 200_000,
+            "max_statements": 400,
+        },
         jobs={"train_module": "tests.test_jobs_fake_trainer", "poll_interval_s": 0.2, "watch_registry_s": 0.5},
     )
 
 
-def run_schemathesis(url: str, max_examples: int, with_token: bool, workers: int = 1,
-                     report: Path | None = None) -> tuple[int, str]:
+def run_schemathesis(
+    url: str, max_examples: int, with_token: bool, workers: int = 1, report: Path | None = None
+) -> tuple[int, str]:
     """(exit code, output) of one `schemathesis run --checks all`."""
-    cmd = [str(Path(sys.executable).with_name("schemathesis")), "run", f"{url}/openapi.json",
-           "--checks", "all", "--max-examples", str(max_examples), "--workers", str(workers),
-           "--phases", "examples,coverage,fuzzing,stateful", "--no-color", "--seed", "1"]
+    cmd = [
+        str(Path(sys.executable).with_name("schemathesis")),
+        "run",
+        f"{url}/openapi.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        str(max_examples),
+        "--workers",
+        str(workers),
+        "--phases",
+        "examples,coverage,fuzzing,stateful",
+        "--no-color",
+        "--seed",
+        "1",
+    ]
     if with_token:
         cmd += ["-H", f"Authorization:{AUTH['Authorization']}"]
     if report is not None:
@@ -84,15 +102,22 @@ def run_contract(root: Path, max_examples: int, workers: int = 1) -> dict[str, A
     env = {"FAKE_TRAIN_MODE": "crash", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     stance = str(Path(sys.executable).with_name("stance"))
     results: dict[str, Any] = {"max_examples": max_examples}
-    with LiveServer(config, command=[stance, "serve", "-c", str(config), "--port", "{port}",
-                                     "--log-level", "warning"],
-                    ready_path="/readyz", env=env) as server:
+    with LiveServer(
+        config,
+        command=[stance, "serve", "-c", str(config), "--port", "{port}", "--log-level", "warning"],
+        ready_path="/readyz",
+        env=env,
+    ) as server:
         for with_token in (False, True):
             started = time.monotonic()
             code, output = run_schemathesis(server.url, max_examples, with_token, workers)
             key = "with_token" if with_token else "without_token"
-            results[key] = {"exit_code": code, "seconds": round(time.monotonic() - started, 1),
-                            **summary(output), "output_tail": output[-6000:]}
+            results[key] = {
+                "exit_code": code,
+                "seconds": round(time.monotonic() - started, 1),
+                **summary(output),
+                "output_tail": output[-6000:],
+            }
         results["server_log_tail"] = server.log.read_text(errors="replace")[-3000:]
     return results
 

@@ -9,15 +9,15 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from service.monitor.ingest import Scored
 from service.statements import WindowSplitter
+from tests.support import project_settings
 from training.base_model import base_model_dir
 from training.bundle import Prediction
-from tests.support import project_settings
 
 LABELS = project_settings().labels
 
@@ -26,9 +26,13 @@ TOKEN = "monitor-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 # keyword -> label, and the probability it gets (0.9 sure; 0.55 just over the threshold)
-KEYWORDS = {"invited": ("fast_track_membership", 0.9), "guarantee": ("interim_guarantees", 0.9),
-            "after the war": ("post_war_accession", 0.9), "never": ("opposition", 0.9),
-            "lithuania": ("fast_track_membership", 0.55)}
+KEYWORDS = {
+    "invited": ("fast_track_membership", 0.9),
+    "guarantee": ("interim_guarantees", 0.9),
+    "after the war": ("post_war_accession", 0.9),
+    "never": ("opposition", 0.9),
+    "lithuania": ("fast_track_membership", 0.55),
+}
 LOW = 0.1
 
 
@@ -80,7 +84,7 @@ class FeedServer:
     routes: dict[str, Route] = field(default_factory=dict)
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
 
-    def start(self) -> "FeedServer":
+    def start(self) -> FeedServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -144,11 +148,12 @@ def big_rss(n: int) -> bytes:
     2024-06-30 12:00 UTC."""
     items = []
     for i in range(n):
-        day = email.utils.format_datetime(
-            datetime(2024, 6, 30, 12, tzinfo=timezone.utc)
-            - timedelta(hours=i)
+        day = email.utils.format_datetime(datetime(2024, 6, 30, 12, tzinfo=UTC) - timedelta(hours=i))
+        items.append(
+            f"<item><guid>big-{i}</guid><link>https://big.example/{i}</link>"
+            f"<pubDate>{day}</pubDate><description>Statement number {i} was made today.</description></item>"
         )
-        items.append(f"<item><guid>big-{i}</guid><link>https://big.example/{i}</link>"
-                     f"<pubDate>{day}</pubDate><description>Statement number {i} was made today.</description></item>")
-    return ('<?xml version="1.0"?><rss version="2.0"><channel><title>Big</title><link>https://big.example/</link>'
-            f"<description>10k</description>{''.join(items)}</channel></rss>").encode()
+    return (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Big</title><link>https://big.example/</link>'
+        f"<description>10k</description>{''.join(items)}</channel></rss>"
+    ).encode()

@@ -20,10 +20,16 @@ def make_tiny_bundle(target: Path, version: str = "vtest-tiny", with_onnx: bool 
     LABELS = project_settings().labels
     tokenizer = AutoTokenizer.from_pretrained(base_model_dir(project_settings().base_model), local_files_only=True)
     config = MeanPoolBertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128, num_labels=len(LABELS),
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=len(LABELS),
         problem_type="multi_label_classification",
-        id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)},
+        id2label=dict(enumerate(LABELS)),
+        label2id={n: i for i, n in enumerate(LABELS)},
     )
     model = MeanPoolBertForSequenceClassification(config).eval()
     extra = {}
@@ -32,12 +38,22 @@ def make_tiny_bundle(target: Path, version: str = "vtest-tiny", with_onnx: bool 
         export_int8(model, tokenizer, onnx_path)
         extra[ONNX_FILE] = onnx_path
     meta = {
-        "version": version, "labels": list(LABELS), "thresholds": {n: 0.5 for n in LABELS},
-        "max_length": 64, "default_backend": "onnx" if with_onnx else "torch", "created": "2026-01-01T00:00:00+00:00",
+        "version": version,
+        "labels": list(LABELS),
+        "thresholds": {n: 0.5 for n in LABELS},
+        "max_length": 64,
+        "default_backend": "onnx" if with_onnx else "torch",
+        "created": "2026-01-01T00:00:00+00:00",
     }
     return save_bundle(
-        target, model=model, tokenizer=tokenizer, meta=meta, config_yaml="tiny: true\n",
-        metrics={"holdout": {"macro_f1": 0.1}}, card="# tiny test bundle\n", extra=extra,
+        target,
+        model=model,
+        tokenizer=tokenizer,
+        meta=meta,
+        config_yaml="tiny: true\n",
+        metrics={"holdout": {"macro_f1": 0.1}},
+        card="# tiny test bundle\n",
+        extra=extra,
     )
 
 
@@ -50,8 +66,12 @@ def make_tiny_base_model(target: Path, seed: int = 0, layers: int = 1) -> Path:
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(base_model_dir(project_settings().base_model), local_files_only=True)
     config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128,
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
     )
     BertModel(config).save_pretrained(target)
     tokenizer.save_pretrained(target)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from service.settings import load_service_settings
 from tests.support.admin import AUTH, TOKEN, make_app, seed_dir, tiny_bundle, write_config
 from training.registry import Registry
-from service.settings import load_service_settings
 
 WRITE_ENDPOINTS = [
     ("POST", "/v1/annotations", {"text": "x y z", "labels": [], "source": "d"}),
@@ -65,12 +65,14 @@ def test_read_endpoints_are_open_and_seeds_loaded_on_start(client):
 
 
 def test_post_annotations_validates_all_or_nothing(client):
-    bad = {"annotations": [
-        {"text": "Fine statement about guarantees.", "labels": ["interim_guarantees"], "source": "d1"},
-        {"text": "", "labels": [], "source": "d1"},
-        {"text": "Another one.", "labels": ["fast-track"], "source": "d1"},
-        {"text": "No source here.", "labels": []},
-    ]}
+    bad = {
+        "annotations": [
+            {"text": "Fine statement about guarantees.", "labels": ["interim_guarantees"], "source": "d1"},
+            {"text": "", "labels": [], "source": "d1"},
+            {"text": "Another one.", "labels": ["fast-track"], "source": "d1"},
+            {"text": "No source here.", "labels": []},
+        ]
+    }
     r = client.post("/v1/annotations", json=bad, headers=AUTH)
     assert r.status_code == 422
     assert r.json()["error"] == "invalid_request"
@@ -83,10 +85,19 @@ def test_post_annotations_validates_all_or_nothing(client):
 
 
 def test_post_and_get_annotations(client):
-    body = {"batch": "analyst-1", "annotator": "maria", "annotations": [
-        {"text": "Invite Ukraine now.", "labels": ["fast_track_membership"], "source": "d2"},
-        {"text": "Members only after the war.", "labels": ["post_war_accession"], "source": "d2", "annotator": "ivan"},
-    ]}
+    body = {
+        "batch": "analyst-1",
+        "annotator": "maria",
+        "annotations": [
+            {"text": "Invite Ukraine now.", "labels": ["fast_track_membership"], "source": "d2"},
+            {
+                "text": "Members only after the war.",
+                "labels": ["post_war_accession"],
+                "source": "d2",
+                "annotator": "ivan",
+            },
+        ],
+    }
     r = client.post("/v1/annotations", json=body, headers=AUTH)
     assert r.status_code == 201
     out = r.json()
@@ -95,7 +106,9 @@ def test_post_and_get_annotations(client):
     assert again["ids"] == out["ids"] and again["created"] == 0
     listed = client.get("/v1/annotations", params={"batch": "analyst-1"}).json()
     assert {(i["text"], i["annotator"]) for i in listed["items"]} == {
-        ("Invite Ukraine now.", "maria"), ("Members only after the war.", "ivan")}
+        ("Invite Ukraine now.", "maria"),
+        ("Members only after the war.", "ivan"),
+    }
     single = client.post("/v1/annotations", json={"text": "One alone.", "labels": [], "source": "d3"}, headers=AUTH)
     assert single.status_code == 201 and single.json()["batch"].startswith("api-")
     too_many = {"annotations": [{"text": f"t{i}", "labels": [], "source": "d"} for i in range(1001)]}

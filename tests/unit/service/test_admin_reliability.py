@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import stat
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from service.settings import load_service_settings as load_settings
 from tests.support.admin import AUTH, TOKEN, make_app, seed_dir, tiny_bundle, write_config
 from training.registry import Registry
-from service.settings import load_service_settings as load_settings
 
 WRITE_CALLS = [
     ("POST", "/v1/annotations"),
@@ -40,7 +39,7 @@ def client(settings):
 
 
 @pytest.mark.parametrize("method, path", WRITE_CALLS)
-@pytest.mark.parametrize("body", [b'{"config": ', b'{"version": "caf\xe9"}', b'[1, 2, 3]'])
+@pytest.mark.parametrize("body", [b'{"config": ', b'{"version": "caf\xe9"}', b"[1, 2, 3]"])
 def test_token_is_checked_before_the_body(client, method, path, body):
     r = client.request(method, path, content=body, headers={"content-type": "application/json"})
     assert r.status_code == 401, r.text
@@ -81,7 +80,6 @@ def test_odd_inputs_are_4xx_never_500(client, settings):
 
 def test_promoting_a_bundle_with_garbage_onnx_is_409_naming_the_file(client, settings):
     from tests.support.tiny import make_tiny_bundle
-
     from training.bundle import ONNX_FILE, write_manifest
 
     models = settings.paths.models_dir
@@ -107,8 +105,11 @@ def test_annotation_text_hygiene(client, settings):
         {"text": "\u200b\ufeff\u0000", "labels": [], "source": "d"},
         {"text": "y" * (limit + 1), "labels": [], "source": "d"},
     ]
-    r = client.post("/v1/annotations", content=json.dumps({"annotations": records}),
-                    headers={**AUTH, "content-type": "application/json"})
+    r = client.post(
+        "/v1/annotations",
+        content=json.dumps({"annotations": records}),
+        headers={**AUTH, "content-type": "application/json"},
+    )
     assert r.status_code == 422, r.text
     problems = r.json()["problems"]
     assert [(p["record"], p["field"]) for p in problems] == [(2, "text"), (3, "text"), (4, "text")]
@@ -118,8 +119,12 @@ def test_annotation_text_hygiene(client, settings):
 
 
 def test_distinct_words_keep_their_own_labels(client):
-    posts = [("Die Straße bleibt zu.", ["opposition"]), ("Die Strasse bleibt zu.", ["interim_guarantees"]),
-             ("Café  society\u00a0debates.", []), ("CAFE\u0301 SOCIETY debates.", ["opposition"])]
+    posts = [
+        ("Die Straße bleibt zu.", ["opposition"]),
+        ("Die Strasse bleibt zu.", ["interim_guarantees"]),
+        ("Café  society\u00a0debates.", []),
+        ("CAFE\u0301 SOCIETY debates.", ["opposition"]),
+    ]
     for text, labels in posts:
         r = client.post("/v1/annotations", json={"text": text, "labels": labels, "source": "id"}, headers=AUTH)
         assert r.status_code == 201, r.text
@@ -153,8 +158,9 @@ def test_old_casefold_keys_are_rekeyed_on_start(settings):
         row.key = old_key  # as the casefold rule stored it
     assert AnnotationStore(settings, db).rekey() == 1
     with TestClient(make_app(settings)) as c:
-        r = c.post("/v1/annotations", json={"text": "Die Straße bleibt zu.", "labels": [], "source": "rk"},
-                   headers=AUTH)
+        r = c.post(
+            "/v1/annotations", json={"text": "Die Straße bleibt zu.", "labels": [], "source": "rk"}, headers=AUTH
+        )
         assert r.json()["created"] == 1 or r.json()["unchanged"] == 1
         assert c.get("/v1/annotations/stats").json()["statements"] == 21
 

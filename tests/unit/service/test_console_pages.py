@@ -8,11 +8,11 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.support.admin import AUTH, make_app, seed_dir, tiny_bundle, write_config
 
-from tests.conftest import TINY_A
-from training.registry import Registry
 from service.settings import load_service_settings as load_settings
+from tests.conftest import TINY_A
+from tests.support.admin import AUTH, make_app, seed_dir, tiny_bundle, write_config
+from training.registry import Registry
 
 PAGES = ["/", "/review", "/annotations", "/trends", "/models"]
 
@@ -22,7 +22,9 @@ def test_pages_render_with_config_and_their_module(client: TestClient, path: str
     r = client.get(path)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     html = r.text
-    config = json.loads(re.search(r'<script type="application/json" id="console-config">(.*?)</script>', html, re.DOTALL)[1])
+    config = json.loads(
+        re.search(r'<script type="application/json" id="console-config">(.*?)</script>', html, re.DOTALL)[1]
+    )
     assert config["labels"] == list(client.app.state.settings.labels)
     assert config["console"]["render_chunk"] == client.app.state.settings.console.render_chunk
     script = re.search(r'<script type="module" src="(/static/js/\w+\.js)">', html)[1]
@@ -76,7 +78,9 @@ def test_feed_boilerplate_rows_on_request(client: TestClient) -> None:
     skipped = [row for row in full_rows if "boilerplate" in row]
     assert all("boilerplate" not in row for row in plain_rows)
     assert skipped and all("scores" not in row for row in skipped)
-    assert len(full_rows) == len(plain_rows) + len(skipped) == json.loads(full[0])["summary"]["statements"] + len(skipped)
+    assert (
+        len(full_rows) == len(plain_rows) + len(skipped) == json.loads(full[0])["summary"]["statements"] + len(skipped)
+    )
     assert [row["index"] for row in full_rows] == sorted(row["index"] for row in full_rows)
 
 
@@ -87,8 +91,16 @@ def test_annotation_text_and_statement_filters(tmp_path, monkeypatch) -> None:
     tiny_bundle(settings.paths.models_dir, "v1")
     Registry(settings.paths.models_dir).set_current("v1")
     with TestClient(make_app(settings)) as c:
-        body = {"annotator": "maria", "annotations": [
-            {"text": "Allies must invite Ukraine NOW 100%_sure.", "labels": ["fast_track_membership"], "source": "d1"}]}
+        body = {
+            "annotator": "maria",
+            "annotations": [
+                {
+                    "text": "Allies must invite Ukraine NOW 100%_sure.",
+                    "labels": ["fast_track_membership"],
+                    "source": "d1",
+                }
+            ],
+        }
         assert c.post("/v1/annotations", json=body, headers=AUTH).status_code == 201
         body["annotator"] = "olek"
         body["annotations"][0]["labels"] = []

@@ -89,7 +89,10 @@ def test_malformed_inputs_say_where() -> None:
 
 
 def test_html_to_text_keeps_sentences_whole() -> None:
-    assert html_to_text("<p>Kyiv <b>must</b> join <a href='#'>now</a>.</p><p>Second.</p>") == "Kyiv must join now.\nSecond."
+    assert (
+        html_to_text("<p>Kyiv <b>must</b> join <a href='#'>now</a>.</p><p>Second.</p>")
+        == "Kyiv must join now.\nSecond."
+    )
 
 
 # ------------------------------------------------------------------ endpoint
@@ -100,8 +103,9 @@ def _ndjson(text: str) -> list[dict]:
 
 
 def test_feed_endpoint_rss(client) -> None:
-    r = client.post("/v1/feeds/score", content=(DATA / "feed_rss.xml").read_bytes(),
-                    headers={"content-type": "application/rss+xml"})
+    r = client.post(
+        "/v1/feeds/score", content=(DATA / "feed_rss.xml").read_bytes(), headers={"content-type": "application/rss+xml"}
+    )
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
     rows = _ndjson(r.text)
     assert [row["id"] for row in rows] == ["rss-a1", "rss-a2", "rss-a3"]
@@ -120,7 +124,9 @@ def test_feed_endpoint_rss(client) -> None:
 
 def test_feed_endpoint_matches_bundle_predict(client) -> None:
     """Statement scores in the stream are the bundle's scores for those statements."""
-    rows = _ndjson(client.post("/v1/feeds/score?format=jsonl", content=(DATA / "feed_articles.jsonl").read_bytes()).text)
+    rows = _ndjson(
+        client.post("/v1/feeds/score?format=jsonl", content=(DATA / "feed_articles.jsonl").read_bytes()).text
+    )
     statements = [s for row in rows if "statements" in row for s in row["statements"]]
     bundle = client.app.state.scorer.bundle
     expected = bundle.predict([s["text"] for s in statements])
@@ -130,8 +136,15 @@ def test_feed_endpoint_matches_bundle_predict(client) -> None:
     assert rows[1]["error"] == NO_TEXT
 
 
-@pytest.mark.parametrize(("name", "ctype"), [("feed_atom.xml", "application/atom+xml"), ("feed_plain.txt", "text/plain"),
-                                             ("feed_atom.xml", None), ("feed_articles.jsonl", None)])
+@pytest.mark.parametrize(
+    ("name", "ctype"),
+    [
+        ("feed_atom.xml", "application/atom+xml"),
+        ("feed_plain.txt", "text/plain"),
+        ("feed_atom.xml", None),
+        ("feed_articles.jsonl", None),
+    ],
+)
 def test_feed_endpoint_formats(client, name: str, ctype: str | None) -> None:
     headers = {"content-type": ctype} if ctype else {"content-type": "application/octet-stream"}
     r = client.post("/v1/feeds/score", content=(DATA / name).read_bytes(), headers=headers)
@@ -141,11 +154,15 @@ def test_feed_endpoint_formats(client, name: str, ctype: str | None) -> None:
 
 
 def test_feed_endpoint_malformed_is_400(client) -> None:
-    r = client.post("/v1/feeds/score", content=(DATA / "feed_bad.jsonl").read_bytes(),
-                    headers={"content-type": "application/x-ndjson"})
+    r = client.post(
+        "/v1/feeds/score",
+        content=(DATA / "feed_bad.jsonl").read_bytes(),
+        headers={"content-type": "application/x-ndjson"},
+    )
     assert r.status_code == 400 and "line 2" in r.json()["detail"]
-    r = client.post("/v1/feeds/score", content=(DATA / "feed_bad.xml").read_bytes(),
-                    headers={"content-type": "application/rss+xml"})
+    r = client.post(
+        "/v1/feeds/score", content=(DATA / "feed_bad.xml").read_bytes(), headers={"content-type": "application/rss+xml"}
+    )
     assert r.status_code == 400 and "line 6" in r.json()["detail"]
     r = client.post("/v1/feeds/score", content=b"caf\xe9 au lait", headers={"content-type": "text/plain"})
     assert r.status_code == 400 and "UTF-8" in r.json()["detail"]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from service.gate import compare, judge
+from service.settings import load_service_settings
 from tests.support import project_settings
 from tests.support.admin import SEED_FILE, tiny_bundle, write_config
 from training.annotations import load_annotations
 from training.data import split_holdout
-from service.settings import load_service_settings
 
 
 def test_point_rule_with_tolerance():
@@ -54,7 +54,10 @@ def test_better_candidate_promoted_worse_rejected(settings, snapshot):
     up = judge(says_yes, says_no, snapshot, settings)
     assert up.promote and up.candidate_score > up.current_score == 0.0
     assert up.n_heldout == len(held) and up.current_version == "no"
-    assert up.difference_ci is not None and up.difference_ci[0] <= up.candidate_score - up.current_score <= up.difference_ci[1]
+    assert (
+        up.difference_ci is not None
+        and up.difference_ci[0] <= up.candidate_score - up.current_score <= up.difference_ci[1]
+    )
     down = judge(says_no, says_yes, snapshot, settings)
     assert not down.promote and "kept as a candidate" in down.reason
     assert down.candidate_metrics["n"] == len(held)

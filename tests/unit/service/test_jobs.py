@@ -10,9 +10,9 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
+from service.settings import load_service_settings
 from tests.support.admin import AUTH, FakeScorer, make_app, seed_dir, tiny_bundle, write_config
 from training.registry import Registry
-from service.settings import load_service_settings
 
 WAIT_S = 120
 
@@ -110,7 +110,9 @@ def test_one_job_at_a_time_then_kill_and_cancel(settings, monkeypatch):
         jobs = app.state.jobs
         running = _wait_state(jobs, job_id, {"running"})
         deadline = time.monotonic() + WAIT_S
-        while not (client.get(f"/v1/jobs/{job_id}").json()["progress"] or {}).get("step") and time.monotonic() < deadline:
+        while (
+            not (client.get(f"/v1/jobs/{job_id}").json()["progress"] or {}).get("step") and time.monotonic() < deadline
+        ):
             time.sleep(0.1)
         shown = client.get(f"/v1/jobs/{job_id}").json()
         assert shown["progress"]["phase"] == "final model" and shown["progress"]["phases"] == 2
@@ -176,8 +178,9 @@ def test_snapshot_is_checked_against_the_jobs_own_labels(tmp_path, monkeypatch):
     root = tmp_path / "root"
     (root / "configs").mkdir(parents=True)
     shutil.copy(PROJECT / "configs" / "default.yaml", root / "configs" / "default.yaml")
-    service = load_service_settings(write_config(tmp_path, jobs={"train_module": "tests.support.fake_trainer"}),
-                                    root=root)
+    service = load_service_settings(
+        write_config(tmp_path, jobs={"train_module": "tests.support.fake_trainer"}), root=root
+    )
     narrower = [name for name in service.labels if name != "opposition"]
     (root / "configs" / "narrow.yaml").write_text(yaml.safe_dump({"labels": narrower}))
     seed_dir(tmp_path / "seeds", 181)

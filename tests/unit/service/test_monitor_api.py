@@ -15,11 +15,11 @@ from datetime import date, timedelta
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from tests.support.monitor import AUTH, TOKEN, FeedServer, KeywordModel, keyword_labels
 
 from service.monitor.poller import PollContext, poll_feed
 from service.monitor.trends import wilson
 from tests.support import project_settings
+from tests.support.monitor import AUTH, TOKEN, FeedServer, KeywordModel, keyword_labels
 
 LABELS = project_settings().labels
 
@@ -56,8 +56,9 @@ def client(settings):
 
 
 def add_feed(client, server, name, outlet, path):
-    r = client.post("/v1/feeds", json={"name": name, "outlet": outlet, "url": server.url(path), "interval_s": 60},
-                    headers=AUTH)
+    r = client.post(
+        "/v1/feeds", json={"name": name, "outlet": outlet, "url": server.url(path), "interval_s": 60}, headers=AUTH
+    )
     assert r.status_code == 201, r.text
     return r.json()
 
@@ -69,6 +70,7 @@ def keyword_poll(client, feed_id):
     async def run():
         async with httpx.AsyncClient() as http:
             return await poll_feed(PollContext(mon.db, mon.settings, KeywordModel(), http), feed_id)
+
     return asyncio.run(run())
 
 
@@ -79,12 +81,13 @@ def test_feed_crud_and_auth(client, server):
     feed = add_feed(client, server, "wire", "Wire", "/wire.xml")
     assert feed["interval_s"] == 60 and feed["enabled"] and feed["articles"] == 0
     assert client.post("/v1/feeds", json={**body, "name": "other"}, headers=AUTH).status_code == 409
-    assert client.post("/v1/feeds", json={**body, "name": "wire", "url": server.url("/x")},
-                       headers=AUTH).status_code == 409
+    assert (
+        client.post("/v1/feeds", json={**body, "name": "wire", "url": server.url("/x")}, headers=AUTH).status_code
+        == 409
+    )
     bad = client.post("/v1/feeds", json={**body, "name": "x", "url": "ftp://x"}, headers=AUTH)
     assert bad.status_code == 422 and bad.json()["problems"][0]["field"] == "url"
-    short = client.post("/v1/feeds", json={**body, "name": "y", "url": server.url("/y"), "interval_s": 1},
-                        headers=AUTH)
+    short = client.post("/v1/feeds", json={**body, "name": "y", "url": server.url("/y"), "interval_s": 1}, headers=AUTH)
     assert short.status_code == 422 and "interval_s" in short.text
     assert client.patch(f"/v1/feeds/{feed['id']}", json={"interval_s": 120}).status_code == 401
     patched = client.patch(f"/v1/feeds/{feed['id']}", json={"interval_s": 120, "enabled": False}, headers=AUTH)
@@ -111,8 +114,9 @@ def test_feed_crud_and_auth(client, server):
 def hand_counts(client, outlet: str):
     """Per ISO week: (articles, statements, stance statements, per-label statements),
     counted from the stored statements with the keyword rule, not from the daily table."""
-    weeks: dict[date, dict] = defaultdict(lambda: {"articles": set(), "statements": 0, "stance": 0,
-                                                   "labels": defaultdict(int)})
+    weeks: dict[date, dict] = defaultdict(
+        lambda: {"articles": set(), "statements": 0, "stance": 0, "labels": defaultdict(int)}
+    )
     for art in client.get("/v1/articles", params={"outlet": outlet, "page_size": 500}).json()["items"]:
         day = date.fromisoformat(art["published_at"][:10])
         w = weeks[day - timedelta(days=day.weekday())]
@@ -139,8 +143,9 @@ def test_trends_match_hand_counts(client, server):
     r = client.get("/v1/trends", params={"bucket": "week", "outlet": ["Wire", "Daily"]})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["model_versions"] == [{"version": "vkeyword", "statements": sum(
-        row["statements"] for row in body["rows"])}]
+    assert body["model_versions"] == [
+        {"version": "vkeyword", "statements": sum(row["statements"] for row in body["rows"])}
+    ]
     rows = {(row["outlet"], row["bucket_start"]): row for row in body["rows"]}
     for outlet in ("Wire", "Daily"):
         for week, hand in hand_counts(client, outlet).items():
@@ -168,8 +173,9 @@ def test_trends_match_hand_counts(client, server):
     month = client.get("/v1/trends", params={"bucket": "month", "outlet": "Wire", "label": "opposition"}).json()
     assert [r["bucket_start"] for r in month["rows"]] == ["2024-07-01"] and month["labels"] == ["opposition"]
     assert month["rows"][0]["articles"] == w1["articles"] + w2["articles"]
-    days = client.get("/v1/trends", params={"bucket": "day", "outlet": "Wire", "from": "2024-07-09",
-                                            "to": "2024-07-09"}).json()
+    days = client.get(
+        "/v1/trends", params={"bucket": "day", "outlet": "Wire", "from": "2024-07-09", "to": "2024-07-09"}
+    ).json()
     assert [r["bucket_start"] for r in days["rows"]] == ["2024-07-09"]
 
     as_csv = client.get("/v1/trends", params={"bucket": "week", "format": "csv"})
@@ -231,14 +237,12 @@ def test_review_queue_excludes_annotated_skipped_and_boilerplate(client, server)
 
     # Annotate one from the queue, another through /v1/annotations, skip a third.
     a, b, c = ids[0], ids[1], ids[2]
-    ok = client.post(f"/v1/review/{a}", json={"labels": ["fast_track_membership"], "annotator": "maria"},
-                     headers=AUTH)
+    ok = client.post(f"/v1/review/{a}", json={"labels": ["fast_track_membership"], "annotator": "maria"}, headers=AUTH)
     assert ok.status_code == 200, ok.text
     assert ok.json()["batch"].startswith("review-") and ok.json()["status"] == "annotated"
     listed = client.get("/v1/annotations", params={"batch": ok.json()["batch"]}).json()
     assert listed["total"] == 1 and listed["items"][0]["text"] == stored[a]["text"]
-    client.post("/v1/annotations", json={"text": stored[b]["text"], "labels": [], "source": "elsewhere"},
-                headers=AUTH)
+    client.post("/v1/annotations", json={"text": stored[b]["text"], "labels": [], "source": "elsewhere"}, headers=AUTH)
     assert client.post(f"/v1/review/{c}", json={"skip": True}, headers=AUTH).json()["status"] == "skipped"
 
     again = [it["id"] for it in client.get("/v1/review/next", params={"n": 50}).json()["items"]]

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from tests.support.monitor import FeedServer, KeywordModel
 from sqlalchemy import func, select
 
 from service.feeds import Article as FeedItem
@@ -23,12 +22,12 @@ from service.monitor.trends import wilson
 from service.monitor.wiring import ensure_tables
 from service.store import Database
 from tests.support import project_settings
+from tests.support.monitor import FeedServer, KeywordModel
 
 
 @pytest.fixture
 def settings(tmp_path):
-    return project_settings().with_overrides(paths={"data_dir": tmp_path},
-                                          monitor={"tick_s": 0.05, "lease_s": 0.5})
+    return project_settings().with_overrides(paths={"data_dir": tmp_path}, monitor={"tick_s": 0.05, "lease_s": 0.5})
 
 
 def open_db(settings) -> Database:
@@ -46,6 +45,7 @@ def test_lease_one_holder_until_expiry(settings):
     assert acquire_lease(db, "b", 0.3)  # released: taken at once
     assert not acquire_lease(db, "a", 0.3)
     import time
+
     time.sleep(0.35)
     assert acquire_lease(db, "a", 0.3)  # expired: taken over
 
@@ -72,6 +72,7 @@ def test_two_pollers_on_one_database_poll_once(settings):
             await asyncio.sleep(0.3)
             stop.set()
             await asyncio.gather(*tasks)
+
         asyncio.run(run())
         assert sorted([p1.polls, p2.polls]) == [0, 1]
         with db1.read() as s:
@@ -83,7 +84,7 @@ def test_two_pollers_on_one_database_poll_once(settings):
 
 def test_backoff_grows_and_is_capped(settings):
     mon = settings.monitor.model_copy(update={"backoff_base_s": 60, "backoff_max_s": 600})
-    now = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2024, 1, 1, tzinfo=UTC)
     waits = [(next_poll(now, 30, n, mon) - now).total_seconds() for n in range(6)]
     assert waits == [30, 60, 120, 240, 480, 600]
     assert (next_poll(now, 900, 1, mon) - now).total_seconds() == 900  # never sooner than the interval
@@ -94,8 +95,8 @@ def test_dedup_helpers():
     assert content_hash("hello world") != content_hash("hello world!")
     assert item_guid(FeedItem(id="item-3", text="x")) is None  # a position, not a guid
     assert item_guid(FeedItem(id="urn:uuid:1", text="x")) == "urn:uuid:1"
-    assert parse_published("Tue, 09 Jul 2024 10:00:00 GMT") == datetime(2024, 7, 9, 10, tzinfo=timezone.utc)
-    assert parse_published("2024-07-10T12:00:00+02:00") == datetime(2024, 7, 10, 10, tzinfo=timezone.utc)
+    assert parse_published("Tue, 09 Jul 2024 10:00:00 GMT") == datetime(2024, 7, 9, 10, tzinfo=UTC)
+    assert parse_published("2024-07-10T12:00:00+02:00") == datetime(2024, 7, 10, 10, tzinfo=UTC)
     assert parse_published("yesterday") is None and parse_published(None) is None
     assert margin({"a": 0.5, "b": 0.99}, {"a": 0.5, "b": 0.5}) == 0
     assert margin({"a": 0.9}, {"a": 0.5}) == pytest.approx(math.log(9))

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from service.cli import app
 from tests.conftest import DATA, TINY_A
-from training.bundle import load_bundle
 from tests.support import project_settings
+from training.bundle import load_bundle
 from training.settings import CONFIG_ENV
 
 
@@ -50,8 +50,11 @@ def test_statements_with_a_bad_line(tmp_path: Path, cli_config: Path, tiny_regis
     assert "line 2:" in result.stderr and "line 3:" in result.stderr and "line 4" not in result.stderr
     rows = _rows(out)
     assert [r.get("id") for r in rows] == ["s1", None, "s5"]
-    assert [set(r) for r in rows] == [{"id", "text", "labels", "scores"}, {"text", "labels", "scores"},
-                                      {"id", "text", "labels", "scores"}]
+    assert [set(r) for r in rows] == [
+        {"id", "text", "labels", "scores"},
+        {"text", "labels", "scores"},
+        {"id", "text", "labels", "scores"},
+    ]
     bundle = load_bundle(tiny_registry / TINY_A, project_settings().inference)
     expected = bundle.predict([r["text"] for r in rows])
     assert [r["labels"] for r in rows] == [p.labels for p in expected]
@@ -89,7 +92,9 @@ def test_folder_of_articles(tmp_path: Path, cli_config: Path) -> None:
             assert count == len({s["index"] for s in mine if name in s["labels"]})
 
 
-@pytest.mark.parametrize(("name", "fmt"), [("feed_rss.xml", "auto"), ("feed_atom.xml", "atom"), ("feed_plain.txt", "text")])
+@pytest.mark.parametrize(
+    ("name", "fmt"), [("feed_rss.xml", "auto"), ("feed_atom.xml", "atom"), ("feed_plain.txt", "text")]
+)
 def test_feeds(tmp_path: Path, cli_config: Path, name: str, fmt: str) -> None:
     out = tmp_path / "out.jsonl"
     result = _run("score", str(DATA / name), "-o", str(out), "--format", fmt)

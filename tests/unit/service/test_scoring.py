@@ -55,6 +55,7 @@ def test_concurrent_requests_are_merged_and_results_match(torch_bundles) -> None
     scorer = Scorer(max_batch=16, max_wait_ms=50, bundle=bundle)
     scorer.start()
     try:
+
         async def go():
             return await asyncio.gather(*(scorer.score([t]) for t in TEXTS))
 
@@ -86,6 +87,7 @@ def test_small_requests_merge_up_to_max_batch_large_ones_use_max_call(torch_bund
     scorer = Scorer(max_batch=4, max_wait_ms=50, bundle=torch_bundles[TINY_A], max_call=16)
     scorer.start()
     try:
+
         async def go():
             singles = await asyncio.gather(*(scorer.score([t]) for t in TEXTS[:12]))
             merged = dict(scorer.stats.batch_sizes)
@@ -187,6 +189,7 @@ def test_hot_swap_over_http_under_concurrent_load(service_settings, tiny_registr
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+
                 async def client(i: int) -> list[int | str]:
                     out = []
                     for j in range(15):

@@ -50,8 +50,10 @@ def test_classify_single_and_batch_match_bundle(client: TestClient) -> None:
         assert result["labels"] == pred.labels and result["statements"] == 1
         assert result["scores"] == pytest.approx(pred.scores, abs=0.01)
         assert set(result["scores"]) == set(bundle.labels) and result["model_version"] == TINY_A
-        assert all(ev == [{"text": text, "index": 0, "score": result["scores"][name]}]
-                   for name, ev in result["evidence"].items())
+        assert all(
+            ev == [{"text": text, "index": 0, "score": result["scores"][name]}]
+            for name, ev in result["evidence"].items()
+        )
         assert set(result["evidence"]) == set(result["labels"])
     assert one["results"][0]["labels"] == many["results"][0]["labels"]
 
@@ -145,8 +147,11 @@ def test_unexpected_error_is_json_500_and_service_survives(client: TestClient, m
     monkeypatch.setattr(pipeline, "classify", boom)
     r = client.post("/v1/classify", json={"text": "Ukraine and NATO."})
     assert r.status_code == 500
-    assert r.json() == {"error": "internal_error", "detail": "internal server error; see the service log",
-                        "problems": []}
+    assert r.json() == {
+        "error": "internal_error",
+        "detail": "internal server error; see the service log",
+        "problems": [],
+    }
     monkeypatch.undo()
     assert client.post("/v1/classify", json={"text": "Ukraine and NATO."}).status_code == 200
 
@@ -157,7 +162,9 @@ def test_metrics_exposed(client: TestClient) -> None:
     assert 'http_requests_total{handler="/v1/classify",method="POST",status="2xx"}' in text
     assert "http_request_duration_seconds_bucket" in text
     assert f'stance_model_info{{backend="onnx",version="{TINY_A}"}} 1.0' in text
-    scored = float(next(line.split()[1] for line in text.splitlines() if line.startswith("stance_statements_scored_total")))
+    scored = float(
+        next(line.split()[1] for line in text.splitlines() if line.startswith("stance_statements_scored_total"))
+    )
     assert scored >= 2
     assert "stance_inference_batch_size_bucket" in text
 

@@ -30,7 +30,9 @@ SURROGATE = "x \ud800 y"
 # ------------------------------------------------------------------ defect 1: surrogates
 
 
-@pytest.mark.parametrize(("body", "field"), [({"text": SURROGATE}, "text"), ({"texts": ["fine", SURROGATE]}, "texts[1]")])
+@pytest.mark.parametrize(
+    ("body", "field"), [({"text": SURROGATE}, "text"), ({"texts": ["fine", SURROGATE]}, "texts[1]")]
+)
 def test_lone_surrogate_is_422_naming_the_field(client: TestClient, body, field: str) -> None:
     r = client.post("/v1/classify", content=json.dumps(body), headers={"content-type": "application/json"})
     assert r.status_code == 422, r.text
@@ -42,7 +44,7 @@ def test_lone_surrogate_is_422_naming_the_field(client: TestClient, body, field:
 def test_poisonous_request_fails_alone_in_a_shared_micro_batch(tiny_registry: Path, caplog) -> None:
     """A text the tokenizer rejects, merged with 7 normal requests: only it fails."""
     bundle = load_bundle(tiny_registry / TINY_A, INFERENCE, backend="torch", threads=1)
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - whatever the tokenizer raises; the premise is that it does
         bundle.predict(["fine", SURROGATE])  # the premise: the whole merged call fails
     scorer = Scorer(max_batch=64, max_wait_ms=200, bundle=bundle)
     scorer.start()
@@ -63,11 +65,14 @@ def test_poisonous_request_fails_alone_in_a_shared_micro_batch(tiny_registry: Pa
 
 
 def test_feed_line_with_surrogate_is_reported_and_the_rest_scored(client: TestClient) -> None:
-    lines = [json.dumps({"id": "a", "text": "Ukraine should join NATO now."}),
-             '{"id": "bad", "title": "t \\ud800", "text": "x \\udfff y"}',
-             json.dumps({"id": "c", "text": "NATO leaders met on Tuesday."})]
-    r = client.post("/v1/feeds/score", content="\n".join(lines).encode(),
-                    headers={"content-type": "application/x-ndjson"})
+    lines = [
+        json.dumps({"id": "a", "text": "Ukraine should join NATO now."}),
+        '{"id": "bad", "title": "t \\ud800", "text": "x \\udfff y"}',
+        json.dumps({"id": "c", "text": "NATO leaders met on Tuesday."}),
+    ]
+    r = client.post(
+        "/v1/feeds/score", content="\n".join(lines).encode(), headers={"content-type": "application/x-ndjson"}
+    )
     assert r.status_code == 200
     rows = [json.loads(line) for line in r.text.splitlines()]
     assert [row["id"] for row in rows] == ["a", "bad", "c"]
@@ -83,8 +88,10 @@ def test_failing_feed_chunk_is_retried_article_by_article(tiny_registry: Path) -
     bundle = load_bundle(tiny_registry / TINY_A, INFERENCE, backend="torch", threads=1)
     scorer = Scorer(max_batch=64, max_wait_ms=1, bundle=bundle)
     scorer.start()
-    chunk = [(Article(id=str(i), text=t), Prepared([Unit(t, 0)], 1, 0))
-             for i, t in enumerate(["Ukraine joins NATO.", SURROGATE, "Allies met."])]
+    chunk = [
+        (Article(id=str(i), text=t), Prepared([Unit(t, 0)], 1, 0))
+        for i, t in enumerate(["Ukraine joins NATO.", SURROGATE, "Allies met."])
+    ]
     try:
         lines = [json.loads(line) for line in asyncio.run(score_chunk(scorer, chunk))]
     finally:
@@ -260,8 +267,9 @@ def _serve(settings, app) -> tuple[object, int]:
     from tests.support.admin import free_port
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           **uvicorn_options(settings)))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **uvicorn_options(settings))
+    )
     threading.Thread(target=server.run, daemon=True).start()
     deadline = time.monotonic() + 30
     while not server.started and time.monotonic() < deadline:

@@ -99,8 +99,11 @@ def test_sqlite_runs_in_wal_mode(store):
 # ---------------------------------------------------------------- PostgreSQL
 
 
-@pytest.mark.skipif(not PG_URL, reason="set STANCE_TEST_PG_URL=postgresql+psycopg://user:pw@host/db to run "
-                                       "the store tests against PostgreSQL (see docs/RETRAINING.md)")
+@pytest.mark.skipif(
+    not PG_URL,
+    reason="set STANCE_TEST_PG_URL=postgresql+psycopg://user:pw@host/db to run "
+    "the store tests against PostgreSQL (see docs/RETRAINING.md)",
+)
 def test_postgresql_store_roundtrip_and_concurrency(tmp_path):
     from sqlalchemy import text as sql
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from training.annotations import AnnotationError, annotation_files, load_annotations, validate_record
 from tests.support import project_settings
+from training.annotations import AnnotationError, annotation_files, load_annotations, validate_record
 
 LABELS = project_settings().labels
 
@@ -26,14 +26,17 @@ def test_project_annotations_load_cleanly():
 
 
 def test_every_problem_is_reported_with_file_and_line(tmp_path):
-    bad = _write(tmp_path / "bad.jsonl", [
-        json.dumps({"text": "ok", "labels": ["opposition"], "source": "d1"}),
-        "{not json",
-        json.dumps({"text": "x", "labels": ["maybe"], "source": "d1"}),
-        json.dumps({"labels": [], "source": "d1"}),
-        json.dumps({"text": "y", "labels": "opposition", "source": "d1"}),
-        json.dumps({"text": "z", "labels": []}),
-    ])
+    bad = _write(
+        tmp_path / "bad.jsonl",
+        [
+            json.dumps({"text": "ok", "labels": ["opposition"], "source": "d1"}),
+            "{not json",
+            json.dumps({"text": "x", "labels": ["maybe"], "source": "d1"}),
+            json.dumps({"labels": [], "source": "d1"}),
+            json.dumps({"text": "y", "labels": "opposition", "source": "d1"}),
+            json.dumps({"text": "z", "labels": []}),
+        ],
+    )
     with pytest.raises(AnnotationError) as err:
         load_annotations([bad], LABELS)
     where = [p.where for p in err.value.problems]

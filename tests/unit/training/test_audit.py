@@ -8,8 +8,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from training.audit import label_studio_tasks, rank_suspects, tfidf_out_of_fold
 from tests.support import PROJECT, project_settings
+from training.audit import label_studio_tasks, rank_suspects, tfidf_out_of_fold
 from training.train import load_training_data
 
 PLANTED = 20
@@ -74,20 +74,47 @@ def test_audit_cli_writes_the_ranking_and_label_studio_tasks(tmp_path):
     annotations, _ = load_training_data(settings)
     sources = sorted({a.source for a in annotations})[:30]
     (seeds / "few.jsonl").write_text(
-        "".join(json.dumps(a.to_json()) + "\n" for a in annotations if a.source in sources))
-    cfg = write_config(tmp_path / "cfg.yaml", paths={"annotations_dir": seeds, "data_dir": tmp_path / "data",
-                                                     "models_dir": tmp_path / "models"})
+        "".join(json.dumps(a.to_json()) + "\n" for a in annotations if a.source in sources)
+    )
+    cfg = write_config(
+        tmp_path / "cfg.yaml",
+        paths={"annotations_dir": seeds, "data_dir": tmp_path / "data", "models_dir": tmp_path / "models"},
+    )
     out, ls = tmp_path / "audit.jsonl", tmp_path / "tasks.json"
     done = subprocess.run(
-        [sys.executable, "-m", "service.cli", "annotations", "audit", "--config", str(cfg), "--scores", "tfidf",
-         "--limit", "5", "-o", str(out), "--label-studio", str(ls)],
-        capture_output=True, text=True, env={**os.environ}, timeout=600, cwd=PROJECT,
+        [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "annotations",
+            "audit",
+            "--config",
+            str(cfg),
+            "--scores",
+            "tfidf",
+            "--limit",
+            "5",
+            "-o",
+            str(out),
+            "--label-studio",
+            str(ls),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+        timeout=600,
+        cwd=PROJECT,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == sum(a.source in sources for a in annotations) and rows[0]["rank"] == 1
     assert len(done.stdout.strip().splitlines()) == 5
     assert len(json.loads(ls.read_text())) == len(rows)
-    missing = subprocess.run([sys.executable, "-m", "service.cli", "annotations", "audit", "--config", str(cfg)],
-                             capture_output=True, text=True, timeout=600, cwd=PROJECT)
+    missing = subprocess.run(
+        [sys.executable, "-m", "service.cli", "annotations", "audit", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=PROJECT,
+    )
     assert missing.returncode == 1 and "scores=tfidf" in missing.stderr and "Traceback" not in missing.stderr

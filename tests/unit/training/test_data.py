@@ -1,12 +1,14 @@
 """Grouped splits: a source document never straddles train and validation."""
 
+from tests.support import project_settings
 from training.annotations import Annotation, annotation_files, load_annotations
 from training.data import grouped_folds, is_held_out, split_holdout
-from tests.support import project_settings
 
 
 def _real():
-    return load_annotations(annotation_files(project_settings().paths.annotations_dir), project_settings().labels).annotations
+    return load_annotations(
+        annotation_files(project_settings().paths.annotations_dir), project_settings().labels
+    ).annotations
 
 
 def test_grouped_folds_never_leak_a_source():

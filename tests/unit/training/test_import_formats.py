@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from service.settings import load_service_settings
 from tests.support import project_settings
 from tests.support.admin import write_config
 from training.annotation_formats import read_annotation_file
 from training.annotations import AnnotationError, load_annotations
-from service.settings import load_service_settings
 
 DATA = Path(__file__).parents[2] / "data"
 LABELS = project_settings().labels
@@ -31,17 +31,25 @@ def store(tmp_path):
     "name, fmt, expected",
     [
         ("import_good.jsonl", "jsonl", {(T1, ("fast_track_membership",), "lena")}),
-        ("import_labelstudio.json", "labelstudio", {
-            (T1, ("fast_track_membership",), "anna@example.org"),
-            (T1, ("fast_track_membership", "post_war_accession"), "2"),
-            (T3, ("interim_guarantees", "opposition"), "3"),
-        }),
+        (
+            "import_labelstudio.json",
+            "labelstudio",
+            {
+                (T1, ("fast_track_membership",), "anna@example.org"),
+                (T1, ("fast_track_membership", "post_war_accession"), "2"),
+                (T3, ("interim_guarantees", "opposition"), "3"),
+            },
+        ),
         ("import_argilla_v2.json", "argilla", {(T1, ("fast_track_membership",), "u-1")}),
-        ("import_argilla_hf.jsonl", "argilla", {
-            (T1, ("fast_track_membership",), "u-1"),
-            (T1, ("fast_track_membership", "post_war_accession"), "u-2"),
-            (T3, ("interim_guarantees", "opposition"), "u-1"),
-        }),
+        (
+            "import_argilla_hf.jsonl",
+            "argilla",
+            {
+                (T1, ("fast_track_membership",), "u-1"),
+                (T1, ("fast_track_membership", "post_war_accession"), "u-2"),
+                (T3, ("interim_guarantees", "opposition"), "u-1"),
+            },
+        ),
         ("import_argilla_v1.jsonl", "argilla", {(T1, ("fast_track_membership",), "u-9")}),
     ],
 )
@@ -82,9 +90,11 @@ def test_labelstudio_invalid_records_listed_by_record_number(store):
     with pytest.raises(AnnotationError) as err:
         store.import_file(DATA / "import_labelstudio_bad.json")
     wheres = {p.where for p in err.value.problems}
-    assert wheres == {"import_labelstudio_bad.json: record 1 (annotation 1)",
-                      "import_labelstudio_bad.json: record 2 (annotation 1)",
-                      "import_labelstudio_bad.json: record 3"}
+    assert wheres == {
+        "import_labelstudio_bad.json: record 1 (annotation 1)",
+        "import_labelstudio_bad.json: record 2 (annotation 1)",
+        "import_labelstudio_bad.json: record 3",
+    }
     assert store.stats()["statements"] == 0
 
 
@@ -108,8 +118,10 @@ def test_disagreeing_annotators_are_listed_as_conflicts(store):
     conflicts = store.conflicts()
     assert len(conflicts) == 1
     assert conflicts[0]["text"] == T1
-    assert conflicts[0]["by_annotator"] == {"anna@example.org": ["fast_track_membership"],
-                                            "2": ["fast_track_membership", "post_war_accession"]}
+    assert conflicts[0]["by_annotator"] == {
+        "anna@example.org": ["fast_track_membership"],
+        "2": ["fast_track_membership", "post_war_accession"],
+    }
     # the latest annotation wins for training
     latest = {a.text: a.labels for a in store.snapshot()}
     assert latest[T1] == ("fast_track_membership", "post_war_accession")
@@ -123,8 +135,9 @@ def test_cli_import_export_stats(tmp_path):
     bad = runner.invoke(app, ["annotations", "import", str(DATA / "import_bad.jsonl"), "-c", str(cfg)])
     assert bad.exit_code == 1
     assert "line 2" in bad.output and "line 4" in bad.output and "nothing imported" in bad.output
-    ok = runner.invoke(app, ["annotations", "import", str(DATA / "import_argilla_hf.jsonl"), "--batch", "week-24",
-                             "-c", str(cfg)])
+    ok = runner.invoke(
+        app, ["annotations", "import", str(DATA / "import_argilla_hf.jsonl"), "--batch", "week-24", "-c", str(cfg)]
+    )
     assert ok.exit_code == 0, ok.output
     assert "3 added" in ok.output
     out = tmp_path / "snap.jsonl"

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from tests.support import project_settings
 from training.crossval import cross_fitted
 from training.metrics import apply_thresholds, choose_thresholds, full_metrics
-from tests.support import project_settings
 
 LABELS = ["a", "b"]
 

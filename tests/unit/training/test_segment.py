@@ -1,12 +1,11 @@
 """Segmentation on the real seed articles and on the cases the guide cares about."""
 
 import json
-from pathlib import Path
 
 import pytest
 
-from training.segment import content_statements, segment, segment_file
 from tests.support import PROJECT, project_settings
+from training.segment import content_statements, segment, segment_file
 
 ROOT = PROJECT
 SEGMENTATION = project_settings().segmentation
@@ -44,9 +43,16 @@ def test_boilerplate_is_flagged_not_dropped():
 
 @pytest.mark.parametrize(
     "line",
-    ["Recent Posts", "Leave a Reply", "Your email address will not be published.", "4 days ago",
-     "Read also: NATO summit in Vilnius: will Ukraine obtain membership promise?", "Back to top button",
-     "We use cookies to personalize content and ads.", "By"],
+    [
+        "Recent Posts",
+        "Leave a Reply",
+        "Your email address will not be published.",
+        "4 days ago",
+        "Read also: NATO summit in Vilnius: will Ukraine obtain membership promise?",
+        "Back to top button",
+        "We use cookies to personalize content and ads.",
+        "By",
+    ],
 )
 def test_page_furniture_lines(line):
     [statement] = segment(line, SEGMENTATION)

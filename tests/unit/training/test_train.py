@@ -45,7 +45,9 @@ def test_distillation_loss_mixes_gold_and_teacher_targets():
     model = lambda **_: types.SimpleNamespace(logits=logits)  # noqa: E731
     bce = torch.nn.functional.binary_cross_entropy_with_logits
     for weight in (0.0, 0.4):
-        trainer = types.SimpleNamespace(pos_weight=pos_weight, distill_weight=weight, label_smoothing=0.0, rdrop_alpha=0.0)
+        trainer = types.SimpleNamespace(
+            pos_weight=pos_weight, distill_weight=weight, label_smoothing=0.0, rdrop_alpha=0.0
+        )
         trainer._supervised = lambda lg, t, tr=trainer: WeightedBCETrainer._supervised(tr, lg, t)
         labels = torch.hstack([gold, soft]) if weight else gold
         loss = WeightedBCETrainer.compute_loss(trainer, model, {"labels": labels})
@@ -57,16 +59,30 @@ def test_experiment_reports_grow_one_run_at_a_time(tmp_path):
     from training.experiments import SHIPPED, write_report
 
     def row(name, f1):
-        return {"name": name, "description": name, "seconds": 1.0,
-                "metrics": {"macro_f1": f1, "macro_f1_ci": [f1 - 0.05, f1 + 0.05], "micro_f1": f1, "micro_f1_ci": [0, 1]}}
+        return {
+            "name": name,
+            "description": name,
+            "seconds": 1.0,
+            "metrics": {"macro_f1": f1, "macro_f1_ci": [f1 - 0.05, f1 + 0.05], "micro_f1": f1, "micro_f1_ci": [0, 1]},
+        }
 
     def run(*rows, n=100):
-        return {"created": "now", "command": "stance experiments", "n_folds": 5, "n_statements": n, "variants": list(rows)}
+        return {
+            "created": "now",
+            "command": "stance experiments",
+            "n_folds": 5,
+            "n_statements": n,
+            "variants": list(rows),
+        }
 
     path = tmp_path / "experiments.json"
     write_report(run(row(SHIPPED, 0.70), row("a", 0.60)), path)
     merged = write_report(run(row("a", 0.65), row("b", 0.69)), path)  # re-runs a, adds b
-    assert [(r["name"], r["metrics"]["macro_f1"]) for r in merged["variants"]] == [(SHIPPED, 0.70), ("a", 0.65), ("b", 0.69)]
+    assert [(r["name"], r["metrics"]["macro_f1"]) for r in merged["variants"]] == [
+        (SHIPPED, 0.70),
+        ("a", 0.65),
+        ("b", 0.69),
+    ]
     assert [r["kept"] for r in merged["variants"]] == [True, False, False]
     assert "`b` -0.010" in merged["conclusion"] and "inside" in merged["conclusion"]
     other_data = write_report(run(row("c", 0.5), n=101), path)  # other data: nothing to compare with
@@ -83,7 +99,9 @@ def test_students_keep_the_chosen_teacher_layers(tmp_path):
     assert student_layers(6, 3, "spread") == [0, 2, 5]  # the last layer feeds the head
     assert student_layers(6, 2, "spread") == [0, 5] and student_layers(2, 4, "spread") == [0, 1]
     base = make_tiny_base_model(tmp_path / "base", layers=3)
-    model = MeanPoolBertForSequenceClassification.from_pretrained(base, config=classifier_config(base, "mean", num_labels=4))
+    model = MeanPoolBertForSequenceClassification.from_pretrained(
+        base, config=classifier_config(base, "mean", num_labels=4)
+    )
     before = [layer.state_dict() for layer in model.bert.encoder.layer]
     _keep_encoder_layers(model, [0, 2])
     assert model.config.num_hidden_layers == 2 == len(model.bert.encoder.layer)
@@ -96,8 +114,15 @@ def tiny_classifier(layers: int = 3):
     """A 3-layer random mean-pooling classifier (no weights loaded)."""
     from training.modeling import MeanPoolBertConfig, MeanPoolBertForSequenceClassification
 
-    config = MeanPoolBertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=layers, num_attention_heads=2,
-                                intermediate_size=32, max_position_embeddings=32, num_labels=4)
+    config = MeanPoolBertConfig(
+        vocab_size=100,
+        hidden_size=16,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+        num_labels=4,
+    )
     return MeanPoolBertForSequenceClassification(config)
 
 
