@@ -400,30 +400,35 @@ class JobManager:
         job = self._row(job_id)
         job_dir = Path(job.job_dir)
         tail = read_tail(job_dir / "train.log", self.settings.jobs.log_tail_lines)
-        return {
-            "id": job.id,
-            "kind": job.kind,
-            "state": job.state,
-            "config": job.config,
-            "created_at": _iso(job.created_at),
-            "started_at": _iso(job.started_at),
-            "finished_at": _iso(job.finished_at),
-            "pid": job.pid,
-            "n_annotations": job.n_annotations,
-            "progress": read_progress(job_dir / PROGRESS_FILE),
-            "log_last_line": tail[-1] if tail and job.state == RUNNING else None,
-            "log_tail": tail,
-            "exit_code": job.exit_code,
-            "version": job.version,
-            "metrics": job.metrics,
-            "gate": job.gate,
-            "error": job.error,
-        }
+        return job_dict(job, read_progress(job_dir / PROGRESS_FILE), tail)
 
     def list(self, limit: int) -> list[dict[str, Any]]:
         with self.db.read() as s:
             ids: Sequence[str] = s.scalars(select(Job.id).order_by(Job.created_at.desc()).limit(limit)).all()
         return [self.get(i) for i in ids]
+
+
+def job_dict(job: Job, progress: dict[str, Any] | None, log_tail: list[str]) -> dict[str, Any]:
+    """The one shape of a job in the API (schemas_admin.JobOut), retrain or re-score."""
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "state": job.state,
+        "config": job.config,
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+        "pid": job.pid,
+        "n_annotations": job.n_annotations,
+        "progress": progress,
+        "log_last_line": log_tail[-1] if log_tail and job.state == RUNNING else None,
+        "log_tail": log_tail,
+        "exit_code": job.exit_code,
+        "version": job.version,
+        "metrics": job.metrics,
+        "gate": job.gate,
+        "error": job.error,
+    }
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from service.jobs import CANCELLED, FAILED, RUNNING, SUCCEEDED
+from service.jobs import CANCELLED, FAILED, RUNNING, SUCCEEDED, job_dict
 from service.monitor.ingest import label_mask, margin, rebuild_daily
 from service.monitor.model import ServiceModel
 from service.monitor.tables import Article, StoredStatement
@@ -46,34 +46,24 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
-
-
 def job_json(job: Job) -> dict[str, Any]:
-    """The shape of `GET /v1/jobs/{id}` (service.jobs), progress in `metrics`."""
+    """`GET /v1/jobs/{id}`'s shape (service.jobs.job_dict); progress counts re-scored statements."""
     m = job.metrics or {}
-    progress = f"{m.get('rescored', 0)}/{m.get('total', 0)} statements" if job.state == RUNNING else None
-    return {
-        "id": job.id,
-        "kind": job.kind,
-        "state": job.state,
-        "config": job.config,
-        "created_at": _iso(job.created_at),
-        "started_at": _iso(job.started_at),
-        "finished_at": _iso(job.finished_at),
-        "pid": job.pid,
-        "n_annotations": None,
-        "progress": progress,
-        "log_tail": [],
-        "exit_code": None,
-        "version": job.version,
-        "metrics": job.metrics,
-        "gate": None,
-        "error": job.error,
-    }
+    done, total = int(m.get("rescored", 0)), int(m.get("total", 0))
+    progress = None
+    if job.state == RUNNING:
+        progress = {
+            "state": "running",
+            "phase": "re-scoring stored statements",
+            "phase_number": 1,
+            "phases": 1,
+            "step": done,
+            "steps": total,
+            "percent": round(100 * done / total, 1) if total else 0.0,
+            "elapsed_s": 0.0,
+            "eta_s": None,
+        }
+    return job_dict(job, progress, [])
 
 
 class Rescorer:

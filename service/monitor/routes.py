@@ -27,7 +27,6 @@ from service.monitor.schemas import (
     FeedIn,
     FeedOut,
     FeedPatch,
-    JobOut,
     PollOut,
     ReviewAnswer,
     ReviewNext,
@@ -36,6 +35,7 @@ from service.monitor.schemas import (
 )
 from service.monitor.subscriptions import FeedConflict, FeedInvalid, FeedNotFound
 from service.monitor.wiring import Monitor
+from service.schemas_admin import JobOut
 
 router = APIRouter(prefix="/v1", tags=["monitoring"], route_class=ApiRoute)
 MAX_ID = 2**31  # ids and pages above this cannot exist (and would overflow SQLite's integers)

@@ -189,24 +189,3 @@ class ReviewResult(BaseModel):
     created: bool = Field(description="false: identical to this annotator's latest answer in the batch")
     batch: str | None
     labels: list[str] | None
-
-
-class JobOut(BaseModel):
-    """Same shape as GET /v1/jobs/{id}."""
-
-    id: str
-    kind: str
-    state: str
-    config: str
-    created_at: str | None
-    started_at: str | None
-    finished_at: str | None
-    pid: int | None
-    n_annotations: int | None
-    progress: str | None
-    log_tail: list[str]
-    exit_code: int | None
-    version: str | None
-    metrics: dict | None
-    gate: dict | None
-    error: str | None

@@ -135,3 +135,17 @@ def test_bundle_embed(tiny_registry):
     assert np.allclose(emb[0], emb[2]) and not np.allclose(emb[0], emb[1])
     assert np.allclose(bundle.embed(texts[:1]), emb[:1], atol=1e-5)  # batch-independent
     assert np.array_equal(bundle.predict_proba(texts), before)  # scoring untouched
+
+
+def test_a_running_rescore_reports_progress_in_the_job_shape():
+    from service.jobs import RUNNING
+    from service.monitor.rescore import job_json
+    from service.schemas_admin import JobOut
+    from service.store_models import Job
+
+    job = Job(
+        id="r1", kind="rescore", state=RUNNING, config="rescore", job_dir="", metrics={"rescored": 30, "total": 120}
+    )
+    shown = JobOut.model_validate(job_json(job))
+    assert shown.progress is not None and (shown.progress.step, shown.progress.steps) == (30, 120)
+    assert shown.progress.percent == 25.0
