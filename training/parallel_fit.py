@@ -1,10 +1,9 @@
 """The fine-tunes of one training run (every CV fold and the final model) side by side in
 worker processes of one thread each.
 
-Why: a MiniLM's matrices are small, so a second intra-op thread adds little (about 3 steps/s
-with 2 threads against about 4 with 1 on this 2-core machine), while two single-thread
-processes make about 4 steps/s each. Running the folds and the final model two at a time
-roughly halves a full `stance train`. Results are the same as one at a time: every fit is
+Why: a MiniLM's matrices are small, so a second intra-op thread adds little, while two
+single-thread processes each train at nearly full speed. Running the folds and the final
+model two at a time shortens a full `stance train` (its `timing` in metrics.json). Results are the same as one at a time: every fit is
 seeded on its own (`training.seed` + fold number; the final model `training.seed`).
 """
 

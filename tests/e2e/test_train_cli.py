@@ -160,5 +160,11 @@ def test_cli_input_errors_are_clear(tmp_path):
     assert missing.returncode == 2 and "no such file or folder" in missing.stderr
     unknown = _stance("experiments", "--variants", "finetune,magic")
     assert unknown.returncode == 2 and "unknown variant(s) ['magic']" in unknown.stderr
-    for done in (missing, unknown):
+    curve = _stance("experiments", "--learning-curve", "half")
+    assert curve.returncode == 2 and "--learning-curve takes fractions" in curve.stderr
+    reuse = _stance("train", "--reuse-from", "v1")
+    assert reuse.returncode == 2 and "--reuse-from goes with --quick" in reuse.stderr
+    scores = _stance("annotations", "audit", "--scores", "magic")
+    assert scores.returncode == 2 and "--scores must be bundle or tfidf" in scores.stderr
+    for done in (missing, unknown, curve, reuse, scores):
         assert "Traceback" not in done.stderr
