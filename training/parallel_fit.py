@@ -3,8 +3,9 @@ worker processes of one thread each.
 
 Why: a MiniLM's matrices are small, so a second intra-op thread adds little, while two
 single-thread processes each train at nearly full speed. Running the folds and the final
-model two at a time shortens a full `stance train` (its `timing` in metrics.json). Results are the same as one at a time: every fit is
-seeded on its own (`training.seed` + fold number; the final model `training.seed`).
+model two at a time shortens a full `stance train` (its `timing` in metrics.json). Results
+are the same as one at a time: every fit is seeded on its own (`training.seed` + fold
+number; the final model `training.seed`).
 """
 
 from __future__ import annotations
