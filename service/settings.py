@@ -104,6 +104,18 @@ class ConsoleSettings(Section):
     review_session_max: int = Field(2000, ge=10)  # statements of pasted documents kept for the fallback queue
 
 
+class BatchSettings(Section):
+    """`stance score` (offline batch scoring): which engine, and Ray Data's knobs for `ray`."""
+
+    engine: Literal["local", "ray"] = "local"  # local needs no Ray; ray: Ray Data actor pools
+    ray_address: str | None = None  # None: start a local Ray; "auto" / "ray://head:10001": a cluster
+    workers: int = Field(2, ge=1)  # actors, each loading the bundle once
+    cpus_per_worker: int = Field(1, ge=1)  # Ray CPUs reserved per actor = its inference threads
+    batch_rows: int = Field(256, ge=1)  # input rows per map_batches call (an article row is many statements)
+    max_restarts: int = Field(3, ge=-1)  # a dead actor is restarted this often (-1: always)
+    max_task_retries: int = Field(3, ge=-1)  # a batch whose actor died is re-run this often (-1: always)
+
+
 class Settings(TrainingSettingsModel):
     """Everything the service reads; a training `Settings` too, so it can be handed to
     training's functions unchanged."""
@@ -117,6 +129,7 @@ class Settings(TrainingSettingsModel):
     jobs: JobsSettings = JobsSettings()
     monitor: MonitorSettings = MonitorSettings()
     console: ConsoleSettings = ConsoleSettings()
+    batch: BatchSettings = BatchSettings()
 
     def store_url(self) -> str:
         return self.store.url or f"sqlite:///{self.paths.data_dir / 'annotations.db'}"
