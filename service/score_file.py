@@ -23,7 +23,8 @@ from service.feeds import Article, FeedError, iter_articles, parse_json_object
 from service.pipeline import take_chunk
 from service.scoring import score_batches
 from service.settings import Settings
-from service.statements import splitter_for, summarize
+from service.score_rows import article_rows
+from service.statements import splitter_for
 from training.bundle import Bundle
 
 InputFormat = Literal["auto", "jsonl", "rss", "atom", "text", "dir"]
@@ -112,7 +113,7 @@ def _articles(path: Path, fmt: str, outcome: Outcome) -> Iterator[Article]:
         yield from _dir_articles(path, outcome)
         return
     with path.open("rb") as fh:
-        yield from iter_articles("xml" if fmt in ("rss", "atom") else "text", fh)
+        yield from iter_articles({"rss": "xml", "atom": "xml", "jsonl": "jsonl"}.get(fmt, "text"), fh)
 
 
 def score_articles(path: Path, fmt: str, out: IO[str], bundle: Bundle, settings: Settings) -> Outcome:
@@ -128,36 +129,15 @@ def score_articles(path: Path, fmt: str, out: IO[str], bundle: Bundle, settings:
             offset = 0
             for article, prepared in chunk:
                 bar.update(1)
+                n = len(prepared.units) if prepared else 0
                 if prepared is None:
                     outcome.failures += 1
                     bar.clear()
                     print(f"error: article {article.id!r}: {article.error}", file=sys.stderr)
-                    _write(out, {"type": "article", **article.meta(), "error": article.error})
-                    continue
-                part = preds[offset : offset + len(prepared.units)]
-                offset += len(prepared.units)
-                for unit, pred in zip(prepared.units, part, strict=True):
-                    _write(
-                        out,
-                        {
-                            "type": "statement",
-                            "article_id": article.id,
-                            "index": unit.index,
-                            "text": unit.text,
-                            "labels": pred.labels,
-                            "scores": pred.scores,
-                        },
-                    )
-                    outcome.written += 1
-                _write(
-                    out,
-                    {
-                        "type": "article",
-                        **article.meta(),
-                        "model_version": bundle.version,
-                        **summarize(prepared, part, bundle.labels),
-                    },
-                )
+                for row in article_rows(article, prepared, preds[offset : offset + n], bundle):
+                    _write(out, row)
+                offset += n
+                outcome.written += n
     return outcome
 
 

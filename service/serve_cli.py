@@ -65,31 +65,56 @@ def serve(
 
 
 def score(
-    input: Path = typer.Argument(..., help="JSONL of statements, an RSS/Atom/text feed, or a folder of .txt"),
-    output: Path = typer.Option(..., "--output", "-o", help="JSONL to write"),
+    input: str = typer.Argument(
+        ..., help="statements (JSONL/CSV/Parquet), an RSS/Atom/text feed, a folder; with --engine ray also a URI"
+    ),
+    output: str = typer.Option(..., "--output", "-o", help="JSONL to write (ray: a folder of Parquet/JSONL parts)"),
     model: str | None = ModelOpt,
-    format: str = typer.Option("auto", "--format", "-f", help="auto | jsonl | rss | atom | text | dir"),
+    format: str = typer.Option("auto", "--format", "-f", help="auto | jsonl | csv | parquet | rss | atom | text | dir"),
+    articles: bool = typer.Option(False, "--articles", help="each table row is an article: segment it, add a summary"),
+    engine: str | None = typer.Option(None, "--engine", help="local | ray (default: batch.engine)"),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="a Ray cluster (default: batch.ray_address)"),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Ray actors (default: batch.workers)"),
+    output_format: str = typer.Option("auto", "--output-format", help="ray: auto (by suffix) | parquet | jsonl"),
     config: Path | None = ConfigOpt,
 ) -> None:
     """Score statements or articles offline. Exit code 1 if any line or item failed
     (each reported on stderr with its line number), 2 if the input cannot be read."""
     from service.bundle_loader import load_served_bundle
     from service.feeds import FeedError
-    from service.score_file import score_file
+    from service.score_table import score_input
+    from service.table_input import TableError
     from training.bundle import BundleError
+    from training.registry import Registry
 
-    if format not in ("auto", "jsonl", "rss", "atom", "text", "dir"):
-        _fail(f"unknown --format {format!r}; use auto, jsonl, rss, atom, text or dir")
-    if not input.exists():
-        _fail(f"{input}: no such file or folder")
+    if format not in ("auto", "jsonl", "csv", "parquet", "rss", "atom", "text", "dir"):
+        _fail(f"unknown --format {format!r}; use auto, jsonl, csv, parquet, rss, atom, text or dir")
     settings = _settings(config)
+    overrides = {"engine": engine, "ray_address": ray_address, "workers": workers}
+    try:
+        settings = settings.with_overrides(batch={k: v for k, v in overrides.items() if v is not None})
+    except ValueError as exc:
+        _fail(f"--engine must be local or ray ({str(exc).splitlines()[0]})")
+    if settings.batch.engine == "ray":
+        from service.ray_cli import score_on_ray
+
+        try:
+            path = Registry(settings.paths.models_dir).resolve(model)
+        except BundleError as exc:
+            _fail(str(exc))
+        raise typer.Exit(
+            score_on_ray(input, output, path, path.name, settings, format, output_format, articles)
+        )
+    source = Path(input)
+    if not source.exists():
+        _fail(f"{input}: no such file or folder")
     try:
         bundle = load_served_bundle(settings, model)
     except BundleError as exc:
         _fail(str(exc))
     try:
-        outcome = score_file(input, output, format, bundle, settings)  # type: ignore[arg-type]
-    except FeedError as exc:
+        outcome = score_input(source, Path(output), format, bundle, settings, articles)
+    except (FeedError, TableError) as exc:
         _fail(f"{input}: {exc}")
     typer.echo(
         json.dumps(

@@ -112,6 +112,7 @@ class BatchSettings(Section):
     workers: int = Field(2, ge=1)  # actors, each loading the bundle once
     cpus_per_worker: int = Field(1, ge=1)  # Ray CPUs reserved per actor = its inference threads
     batch_rows: int = Field(256, ge=1)  # input rows per map_batches call (an article row is many statements)
+    read_cpus: float = Field(0.0, ge=0)  # CPUs a read task reserves (0: reads never wait for busy actors)
     max_restarts: int = Field(3, ge=-1)  # a dead actor is restarted this often (-1: always)
     max_task_retries: int = Field(3, ge=-1)  # a batch whose actor died is re-run this often (-1: always)
 
