@@ -155,7 +155,8 @@ class RayScorer:
         kind: Kind,
         source_format: SourceFormat,
     ) -> None:
-        self.bundle = load_bundle(bundle_path, inference, threads=inference.threads, spin_wait=False)
+        backend = "torch" if inference.backend == "torch" else None  # as the local engine loads it
+        self.bundle = load_bundle(bundle_path, inference, backend=backend, threads=inference.threads, spin_wait=False)
         self.inference = inference
         self.segmentation = segmentation
         self.kind = kind
@@ -205,10 +206,7 @@ class RayScorer:
         return [row if row is not None else next(scored) for row in rows]
 
     def _articles(self, records: list[tuple[dict[str, Any] | None, str | None]]) -> list[dict[str, Any]]:
-        articles = [
-            record if isinstance(record, Article) else _bad_article(record, error) if error else record_article(record, 0)
-            for record, error in records
-        ]
+        articles = [_as_article(record, error) for record, error in records]
         return score_prepared(self.bundle, prepare_articles(articles, self.segmentation, self.splitter))
 
 
@@ -216,8 +214,13 @@ def _excerpt(value: Any) -> str | None:
     return None if value is None else str(value)[:EXCERPT_CHARS]
 
 
-def _bad_article(record: dict[str, Any] | None, error: str) -> Article:
-    return Article(id=f"line: {_excerpt((record or {}).get('text'))}", text="", error=error)
+def _as_article(record: Any, error: str | None) -> Article:
+    """A record as an article: a file's article as is, a bad line as an error article."""
+    if isinstance(record, Article):
+        return record
+    if error:
+        return Article(id=f"line: {_excerpt((record or {}).get('text'))}", text="", error=error)
+    return record_article(record, 0)
 
 
 def _file_article(data: bytes, path: str) -> tuple[Any, None]:
@@ -258,14 +261,13 @@ def read_source(job: RayJob, read_cpus: float) -> ray.data.Dataset:
     """The input as a Ray dataset; JSON Lines as raw lines, so one bad line is one bad row.
     Read tasks reserve `read_cpus` (default 0: reading is I/O, and on a small machine the
     actors hold every CPU while reads are still to come)."""
-    remote = {"num_cpus": read_cpus}
     if job.source_format == "jsonl":
-        return ray.data.read_text(job.source, drop_empty_lines=True, ray_remote_args=remote)
+        return ray.data.read_text(job.source, drop_empty_lines=True, num_cpus=read_cpus)
     if job.source_format == "csv":
-        return ray.data.read_csv(job.source, ray_remote_args=remote)
+        return ray.data.read_csv(job.source, num_cpus=read_cpus)
     if job.source_format == "parquet":
-        return ray.data.read_parquet(job.source, ray_remote_args=remote)
-    return ray.data.read_binary_files(job.source, include_paths=True, file_extensions=["txt"], ray_remote_args=remote)
+        return ray.data.read_parquet(job.source, num_cpus=read_cpus)
+    return ray.data.read_binary_files(job.source, include_paths=True, file_extensions=["txt"], num_cpus=read_cpus)
 
 
 def run(
@@ -293,6 +295,7 @@ def run(
         batch_size=batch.batch_rows,
         concurrency=batch.workers,
         num_cpus=batch.cpus_per_worker,
+        # Ray's actor options (no named parameter for these in map_batches yet)
         max_restarts=batch.max_restarts,
         max_task_retries=batch.max_task_retries,
     )

@@ -21,9 +21,9 @@ from tqdm import tqdm
 
 from service.feeds import Article, FeedError, iter_articles, parse_json_object
 from service.pipeline import take_chunk
+from service.score_rows import article_rows
 from service.scoring import score_batches
 from service.settings import Settings
-from service.score_rows import article_rows
 from service.statements import splitter_for
 from training.bundle import Bundle
 

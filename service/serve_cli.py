@@ -102,9 +102,7 @@ def score(
             path = Registry(settings.paths.models_dir).resolve(model)
         except BundleError as exc:
             _fail(str(exc))
-        raise typer.Exit(
-            score_on_ray(input, output, path, path.name, settings, format, output_format, articles)
-        )
+        raise typer.Exit(score_on_ray(input, output, path, path.name, settings, format, output_format, articles))
     source = Path(input)
     if not source.exists():
         _fail(f"{input}: no such file or folder")
