@@ -45,11 +45,10 @@ def split_holdout(
     return train, held
 
 
-def _strata(annotations: Sequence[Annotation], schema: Sequence[str]) -> np.ndarray:
+def _strata(y: np.ndarray) -> np.ndarray:
     """One stratum per statement for StratifiedGroupKFold: its rarest label, or none."""
-    y = encode([a.labels for a in annotations], schema)
     freq = y.sum(axis=0)
-    strata = np.full(len(annotations), len(schema))  # none
+    strata = np.full(len(y), y.shape[1])  # none
     for i, row in enumerate(y):
         on = np.flatnonzero(row)
         if on.size:
@@ -57,15 +56,21 @@ def _strata(annotations: Sequence[Annotation], schema: Sequence[str]) -> np.ndar
     return strata
 
 
-def grouped_folds(annotations: Sequence[Annotation], n_folds: int, seed: int, schema: Sequence[str]) -> list[Fold]:
-    """k folds with whole documents on one side; label mix balanced across folds."""
-    groups = np.array([a.source for a in annotations])
-    n_groups = len(set(groups))
+def folds_from_columns(groups: Sequence[str], y: np.ndarray, n_folds: int, seed: int) -> list[Fold]:
+    """k folds with whole documents (`groups`) on one side; label mix (multi-hot `y`)
+    balanced across folds. The one fold rule: annotations and `datasets` columns both use it."""
+    groups = np.asarray(groups)
+    n_groups = len(set(groups.tolist()))
     if n_groups < n_folds:
         raise ValueError(f"grouped {n_folds}-fold CV needs at least {n_folds} source documents; got {n_groups}")
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    strata = _strata(annotations, schema)
-    return [Fold(train=tr, valid=va) for tr, va in splitter.split(np.zeros(len(annotations)), strata, groups)]
+    return [Fold(train=tr, valid=va) for tr, va in splitter.split(np.zeros(len(groups)), _strata(y), groups)]
+
+
+def grouped_folds(annotations: Sequence[Annotation], n_folds: int, seed: int, schema: Sequence[str]) -> list[Fold]:
+    """k folds with whole documents on one side; label mix balanced across folds."""
+    y = encode([a.labels for a in annotations], schema)
+    return folds_from_columns([a.source for a in annotations], y, n_folds, seed)
 
 
 def texts_and_targets(annotations: Sequence[Annotation], schema: Sequence[str]) -> tuple[list[str], np.ndarray]:

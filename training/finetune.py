@@ -28,25 +28,11 @@ from transformers import (
 )
 
 from training.base_model import base_model_dir
+from training.hf_data import training_dataset
 from training.modeling import classifier_class, classifier_config
 from training.settings import Settings
 
 logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)
-
-
-class _Encoded(torch.utils.data.Dataset):
-    def __init__(self, encodings: dict[str, list[Any]], targets: np.ndarray) -> None:
-        self.encodings = encodings
-        self.targets = targets
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        item = {k: v[i] for k, v in self.encodings.items()}
-        # labels = gold targets, then (distillation) the teacher's probabilities
-        item["labels"] = self.targets[i].astype(np.float32)
-        return item
 
 
 class WeightedBCETrainer(Trainer):
@@ -211,7 +197,9 @@ def fine_tune(
         keep_layers = range(min(cfg.encoder_layers, config.num_hidden_layers))
     if keep_layers is not None:
         _keep_encoder_layers(model, list(keep_layers))
-    enc = tokenizer(list(texts), truncation=True, max_length=settings.base_model.max_length)
+    # labels = gold targets, then (distillation) the teacher's probabilities
+    train_targets = targets if teacher_probs is None else np.hstack([targets, teacher_probs])
+    train_set = training_dataset(texts, train_targets, tokenizer, settings.base_model.max_length)
     with tempfile.TemporaryDirectory(prefix="stance-train-") as out_dir:
         args = TrainingArguments(
             output_dir=out_dir,
@@ -235,9 +223,7 @@ def fine_tune(
         trainer = WeightedBCETrainer(
             model=model,
             args=args,
-            train_dataset=_Encoded(
-                dict(enc), targets if teacher_probs is None else np.hstack([targets, teacher_probs])
-            ),
+            train_dataset=train_set,
             data_collator=DataCollatorWithPadding(tokenizer),
             processing_class=tokenizer,
             pos_weight=pos_weights(targets, cfg.pos_weight_max),

@@ -32,9 +32,11 @@ from training.baselines import KeywordRules, TfidfBaseline
 from training.bundle import ONNX_FILE, OnnxBackend, read_meta, read_metrics, save_bundle, sigmoid
 from training.card import model_card, pr_plots, reliability_plots
 from training.crossval import CVOutcome, outcome, run_cv
-from training.data import grouped_folds, split_holdout, texts_and_targets
+from training.data import split_holdout, texts_and_targets
 from training.experiments import article_sources, policy_table, save_oof
 from training.finetune import predict_proba
+from training.hf_data import annotation_dataset, dataset_folds
+from training.hf_data import texts_and_targets as dataset_texts_and_targets
 from training.metrics import false_stance_rate, full_metrics, paired_bootstrap_delta, point_metrics
 from training.parallel_fit import FINAL, FitJob, run_fits
 from training.policy import Decision, cross_fit, expected_calibration_error, fit_policy, reliability
@@ -223,13 +225,14 @@ def train_bundle(
                 raise
             _log(f"{exc}: running the full CV instead")
             cross_validate = True
-    texts, targets = texts_and_targets(train, labels)
+    train_set = annotation_dataset(train, labels)  # the statements as a `datasets.Dataset`
+    texts, targets = dataset_texts_and_targets(train_set)
     plan = make_plan(settings, len(train), cross_validate)
 
     cv: dict[str, Any]
     cv_tf: CVOutcome | None = None
     lr_decision: Decision | None = None
-    folds = grouped_folds(train, cfg.n_folds, cfg.seed, labels) if cross_validate else []
+    folds = dataset_folds(train_set, cfg.n_folds, cfg.seed) if cross_validate else []
     jobs = [
         FitJob(k, [texts[i] for i in f.train], targets[f.train], [texts[i] for i in f.valid], cfg.seed + k)
         for k, f in enumerate(folds)
