@@ -15,6 +15,7 @@ from pathlib import Path
 
 import typer
 
+from service.cli_options import _fail
 from service.settings import Settings, load_service_settings
 from training.annotation_formats import FORMATS
 from training.annotations import AnnotationError
@@ -84,11 +85,25 @@ def import_(
 
 @annotations.command("export")
 def export(
-    output: Path | None = typer.Option(None, "--output", "-o", help="JSONL file (default: stdout)"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="file or folder to write (default: stdout, jsonl)"),
+    format: str = typer.Option("jsonl", "--format", "-f", help="jsonl | parquet | hf (a datasets save_to_disk folder)"),
     config: Path | None = ConfigOpt,
 ) -> None:
-    """The training snapshot: the latest labels of every statement, as project JSONL."""
+    """The training snapshot: the latest labels of every statement, as project JSONL, Parquet
+    or a `datasets` folder (`datasets.load_from_disk`), which Argilla and the HF tools import."""
+    if format not in ("jsonl", "parquet", "hf"):
+        _fail(f"unknown --format {format!r}; use jsonl, parquet or hf")
+    if format != "jsonl" and output is None:
+        _fail(f"--format {format} needs --output")
+    if format == "hf" and output is not None and output.exists():
+        _fail(f"{output}: exists; a datasets folder is written to a new path")
     store = _store(config)
+    if output is not None and format != "jsonl":
+        from training.hf_data import write_snapshot
+
+        n = write_snapshot(store.snapshot(), output, format)  # type: ignore[arg-type]
+        typer.echo(f"{n} statements -> {output} ({format})", err=True)
+        return
     if output is not None:
         n = store.export_jsonl(output)
         typer.echo(f"{n} statements -> {output}", err=True)

@@ -12,7 +12,8 @@ The tokens, targets and their order are the ones the hand-built torch dataset ga
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 from datasets import Dataset, Features, Value
@@ -68,3 +69,21 @@ def training_dataset(texts: Sequence[str], targets: np.ndarray, tokenizer: Any, 
         keep_in_memory=True,
         desc=None,
     )
+
+
+def snapshot_dataset(annotations: Sequence[Annotation]) -> Dataset:
+    """An annotation snapshot in the project's record shape (`text`, `labels` as names,
+    `source`), the shape Argilla and the HF hub's text-classification sets import."""
+    features = Features({TEXT: Value("string"), LABELS: SequenceFeature(Value("string")), SOURCE: Value("string")})
+    return Dataset.from_list([a.to_json() for a in annotations], features=features)
+
+
+def write_snapshot(annotations: Sequence[Annotation], path: Path, fmt: Literal["parquet", "hf"]) -> int:
+    """Write the snapshot as one Parquet file or a `save_to_disk` folder (reload it with
+    `datasets.load_from_disk`); returns the number of records."""
+    dataset = snapshot_dataset(annotations)
+    if fmt == "parquet":
+        dataset.to_parquet(str(path))
+    else:
+        dataset.save_to_disk(str(path))
+    return len(dataset)
