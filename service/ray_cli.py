@@ -53,13 +53,16 @@ def score_on_ray(
         _fail(str(exc))
     if "://" not in output and Path(output).exists() and any(Path(output).iterdir()):
         _fail(f"{output}: exists and is not empty (the Ray engine writes a folder of part files)")
-    ray.init(address=batch.ray_address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    connect = not ray.is_initialized()  # a caller that connected already (a notebook, a test) keeps its Ray
+    if connect:
+        ray.init(address=batch.ray_address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
         outcome = engine.run(job, batch, settings.inference, settings.segmentation)
     except (FileNotFoundError, engine.RayEngineError) as exc:
         _fail(f"{source}: {exc}")
     finally:
-        ray.shutdown()
+        if connect:
+            ray.shutdown()
     for row in outcome.first_errors:
         print(f"error: {row.get('id') or row.get('text')!r}: {row['error']}", file=sys.stderr)
     typer.echo(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -28,6 +29,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 import ray
+from ray.data import ActorPoolStrategy
 from ray.data.block import BlockAccessor
 from ray.data.datasource import BlockBasedFileDatasink
 from ray.data.expressions import col
@@ -282,23 +284,26 @@ def run(
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # output rows in input order
     threads = inference.model_copy(update={"threads": batch.cpus_per_worker, "streams": 1})
-    scored = read_source(job, batch.read_cpus).map_batches(
-        actor_cls,
-        fn_constructor_kwargs={
-            "bundle_path": job.bundle_path,
-            "inference": threads,
-            "segmentation": segmentation,
-            "kind": job.kind,
-            "source_format": job.source_format,
-        },
-        batch_format="pyarrow",
-        batch_size=batch.batch_rows,
-        concurrency=batch.workers,
-        num_cpus=batch.cpus_per_worker,
-        # Ray's actor options (no named parameter for these in map_batches yet)
-        max_restarts=batch.max_restarts,
-        max_task_retries=batch.max_task_retries,
-    )
+    with warnings.catch_warnings():
+        # max_restarts / max_task_retries have no named parameter in map_batches yet; Ray
+        # reads them from its actor options, and warns that such options are deprecated.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scored = read_source(job, batch.read_cpus).map_batches(
+            actor_cls,
+            fn_constructor_kwargs={
+                "bundle_path": job.bundle_path,
+                "inference": threads,
+                "segmentation": segmentation,
+                "kind": job.kind,
+                "source_format": job.source_format,
+            },
+            batch_format="pyarrow",
+            batch_size=batch.batch_rows,
+            compute=ActorPoolStrategy(size=batch.workers),
+            num_cpus=batch.cpus_per_worker,
+            max_restarts=batch.max_restarts,
+            max_task_retries=batch.max_task_retries,
+        )
     # Materialised once: the scored rows are split (rows / errors) and counted without
     # scoring twice. Ray keeps the blocks in its object store and spills them to disk.
     scored = scored.materialize()

@@ -155,28 +155,26 @@ def test_a_worker_killed_mid_run_is_retried(local_ray: Path, tiny_registry: Path
     assert outcome.written == 240 and outcome.failures == 0
 
 
-def test_cli_ray_engine_and_local_needs_no_ray(tiny_registry: Path, tmp_path: Path) -> None:
-    """The command end to end in a fresh process (it starts and stops its own Ray), and
-    the local engine in another that must never import ray."""
+def test_cli_ray_engine_and_local_needs_no_ray(
+    local_ray: Path, tiny_registry: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """The command end to end (on the module's Ray: the CLI keeps a Ray it finds
+    connected), and the local engine in a fresh process that must never import ray."""
     src = tmp_path / "in.jsonl"
     src.write_text("\n".join(_statements(40) + BAD_LINES[:1]) + "\n")
     config = tmp_path / "cfg.yaml"
     config.write_text(f"paths:\n  models_dir: {tiny_registry}\n  data_dir: {tmp_path / 'data'}\n")
-    env = {**os.environ, CONFIG_ENV: str(config), "PYTHONPATH": str(PROJECT)}
-    stance = [sys.executable, "-m", "service.cli", "score", str(src)]
-    ray_run = subprocess.run(
-        [*stance, "-o", str(tmp_path / "ray.parquet"), "--engine", "ray", "--workers", "1"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=240,
-        cwd=PROJECT,
-    )
-    assert ray_run.returncode == 1, ray_run.stderr[-2000:]  # one bad row: exit 1, the rest scored
-    summary = json.loads(ray_run.stderr.strip().splitlines()[-1])
+    monkeypatch.setenv(CONFIG_ENV, str(config))
+    out = tmp_path / "ray.parquet"
+    result = CliRunner().invoke(app, ["score", str(src), "-o", str(out), "--engine", "ray", "--workers", "1"])
+    assert result.exit_code == 1, result.output  # one bad row: exit 1, the rest scored
+    summary = json.loads(result.stderr.strip().splitlines()[-1])
     assert summary["engine"] == "ray" and summary["rows"] == 40 and summary["failed"] == 1
-    assert len(_ray_rows(tmp_path / "ray.parquet")) == 40
+    assert summary["model_version"] == TINY_A and "'empty'" in result.stderr
+    assert [r["id"] for r in _ray_rows(out)] == [f"s{i}" for i in range(40)]
+    assert ray.is_initialized()  # the module's Ray is still there
 
+    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
     probe = (
         "import sys; from service.cli import app; from typer.testing import CliRunner; "
         f"r = CliRunner().invoke(app, ['score', {str(src)!r}, '-o', {str(tmp_path / 'local.jsonl')!r}]); "
