@@ -204,7 +204,8 @@ class RayScorer:
             else:
                 good.append(record)  # type: ignore[arg-type]
                 rows.append(None)
-        scored = iter(statement_rows(self.bundle, good, self.inference.batch_size))
+        # One call for the whole batch: the backend sorts it by length (less padding), as locally.
+        scored = iter(statement_rows(self.bundle, good, max(len(good), 1)))
         return [row if row is not None else next(scored) for row in rows]
 
     def _articles(self, records: list[tuple[dict[str, Any] | None, str | None]]) -> list[dict[str, Any]]:
@@ -222,7 +223,10 @@ def _as_article(record: Any, error: str | None) -> Article:
         return record
     if error:
         return Article(id=f"line: {_excerpt((record or {}).get('text'))}", text="", error=error)
-    return record_article(record, 0)
+    article = record_article(record, 0)  # a worker does not know the row's line number
+    if article.error:
+        article.error = article.error.removeprefix("line 0: ")
+    return article
 
 
 def _file_article(data: bytes, path: str) -> tuple[Any, None]:
