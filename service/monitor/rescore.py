@@ -23,13 +23,13 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from service.jobs import CANCELLED, FAILED, RUNNING, SUCCEEDED, job_dict
 from service.monitor.ingest import label_mask, margin, rebuild_daily
 from service.monitor.model import ServiceModel
 from service.monitor.tables import Article, StoredStatement
+from service.retrain.jobs import CANCELLED, FAILED, RUNNING, SUCCEEDED, job_dict
 from service.settings import Settings
-from service.store import Database
-from service.store_models import Job
+from service.store.repository import Database
+from service.store.tables import Job
 
 log = logging.getLogger("stance.monitor")
 KIND = "rescore"
@@ -47,7 +47,7 @@ def _now() -> datetime:
 
 
 def job_json(job: Job) -> dict[str, Any]:
-    """`GET /v1/jobs/{id}`'s shape (service.jobs.job_dict); progress counts re-scored statements."""
+    """`GET /v1/jobs/{id}`'s shape (service.retrain.jobs.job_dict); progress counts re-scored statements."""
     m = job.metrics or {}
     done, total = int(m.get("rescored", 0)), int(m.get("total", 0))
     progress = None

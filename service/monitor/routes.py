@@ -1,5 +1,5 @@
 """Monitoring routes, kept thin: `/v1/feeds`, `/v1/articles`, `/v1/trends`, `/v1/rescore`,
-`/v1/review`. Writes need the API token (service.auth); reads are open."""
+`/v1/review`. Writes need the API token (service.api.auth); reads are open."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from fastapi.responses import PlainTextResponse
 from pydantic import BeforeValidator
 
-from service.auth import require_token
-from service.errors import responses
-from service.limits import ApiRoute
+from service.api.auth import require_token
+from service.api.errors import responses
+from service.api.limits import ApiRoute
+from service.api.schemas_admin import JobOut
 from service.monitor import articles as articles_repo
 from service.monitor import trends
 from service.monitor.poller import PollContext, poll_feed
@@ -35,7 +36,6 @@ from service.monitor.schemas import (
 )
 from service.monitor.subscriptions import FeedConflict, FeedInvalid, FeedNotFound
 from service.monitor.wiring import Monitor
-from service.schemas_admin import JobOut
 
 router = APIRouter(prefix="/v1", tags=["monitoring"], route_class=ApiRoute)
 MAX_ID = 2**31  # ids and pages above this cannot exist (and would overflow SQLite's integers)

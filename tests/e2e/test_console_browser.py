@@ -66,7 +66,7 @@ def _serve_cmd(cfg: Path) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "service.cli",
+        "service.cli.main",
         "serve",
         "--config",
         str(cfg),

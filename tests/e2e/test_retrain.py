@@ -23,7 +23,7 @@ def _serve_cmd(cfg) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "service.cli",
+        "service.cli.main",
         "serve",
         "--config",
         str(cfg),
