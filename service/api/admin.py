@@ -1,7 +1,7 @@
 """Annotation store, retraining and registry routes (issue 4), installed into the app.
 
 `install` wires the objects (store, model admin, job manager) into `app.state`, mounts
-the routers, and wraps the app's lifespan with the start-up work: import new seed batches
+the routers, and returns its part of the app's lifespan (service.lifespan): import new seed batches
 (so the store is the one source of training data), pick up jobs that were running when
 the service stopped, and follow the registry's CURRENT pointer when the CLI moves it.
 """
@@ -12,7 +12,6 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio
 from fastapi import FastAPI
@@ -20,6 +19,7 @@ from fastapi import FastAPI
 from service.api.routes import annotations as routes_annotations
 from service.api.routes import audit as routes_audit
 from service.api.routes import models as routes_models
+from service.lifespan import Lifespan
 from service.retrain.jobs import JobManager
 from service.retrain.promotion import ModelAdmin
 from service.settings import Settings
@@ -54,8 +54,9 @@ def startup(app: FastAPI) -> None:
         log.info("recovered jobs: %s", recovered)
 
 
-def install(app: FastAPI, settings: Settings) -> None:
-    """Add the write/admin API and its start-up work (store creation, seed import) to `app`."""
+def install(app: FastAPI, settings: Settings) -> Lifespan:
+    """Add the write/admin API to `app`; returns its part of the app's lifespan (store
+    creation, seed import, job recovery, the registry watch), entered after the model loads."""
     if getattr(app.state, "settings", None) is None:
         app.state.settings = settings
     db = open_database(settings)
@@ -68,31 +69,28 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.include_router(routes_annotations.router)
     app.include_router(routes_models.router)
 
-    inner = app.router.lifespan_context
-
     @asynccontextmanager
-    async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
-        async with inner(a) as state:
-            await anyio.to_thread.run_sync(startup, a)
-            fallback = getattr(a.state, "fallback", None)
-            models.applied = fallback["serving"] if fallback else models.registry.current()
-            models.bad_pointer = fallback["requested"] if fallback else None
-            stop = threading.Event()
-            watcher = None
-            if settings.jobs.watch_registry_s > 0:
-                watcher = threading.Thread(
-                    target=_watch_registry,
-                    name="registry-watch",
-                    daemon=True,
-                    args=(models, stop, settings.jobs.watch_registry_s),
-                )
-                watcher.start()
-            try:
-                yield state
-            finally:
-                stop.set()
-                app.state.jobs.shutdown()
-                if watcher is not None:
-                    watcher.join(timeout=settings.jobs.watch_registry_s * 2)
+    async def running(a: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(startup, a)
+        fallback = getattr(a.state, "fallback", None)
+        models.applied = fallback["serving"] if fallback else models.registry.current()
+        models.bad_pointer = fallback["requested"] if fallback else None
+        stop = threading.Event()
+        watcher = None
+        if settings.jobs.watch_registry_s > 0:
+            watcher = threading.Thread(
+                target=_watch_registry,
+                name="registry-watch",
+                daemon=True,
+                args=(models, stop, settings.jobs.watch_registry_s),
+            )
+            watcher.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            app.state.jobs.shutdown()
+            if watcher is not None:
+                watcher.join(timeout=settings.jobs.watch_registry_s * 2)
 
-    app.router.lifespan_context = lifespan
+    return running

@@ -118,11 +118,13 @@ def make_app(settings: Any) -> Any:
 
     from service.api import admin
     from service.api.limits import install_error_handling
+    from service.lifespan import run_parts
 
-    app = FastAPI()
+    parts: list[Any] = []
+    app = FastAPI(lifespan=lambda a: run_parts(a, parts))
     app.state.settings = settings
     app.state.scorer = FakeScorer()
-    admin.install(app, settings)
+    parts.append(admin.install(app, settings))
     install_error_handling(app, settings.service, feed_paths=[])
     return app
 
