@@ -1,9 +1,7 @@
-"""`stance annotations import|export|stats` and `stance models list|promote|rollback`.
+"""`stance annotations import|export|stats|audit`.
 
 Every command first imports new seed batches (paths.annotations_dir), like the service
 does on start, so the store is the one source of training data whichever starts first.
-`models promote|rollback` move the registry's CURRENT pointer; a running service follows
-it within `jobs.watch_registry_s` seconds.
 """
 
 from __future__ import annotations
@@ -15,20 +13,9 @@ from pathlib import Path
 
 import typer
 
-from service.settings import Settings, load_service_settings
+from service.cli.options import ConfigOpt, _fail, _settings
 from training.annotation_formats import FORMATS
 from training.annotations import AnnotationError
-from training.settings import SettingsError
-
-ConfigOpt = typer.Option(None, "--config", "-c", help="YAML layered over configs/default.yaml")
-
-
-def _settings(config: Path | None) -> Settings:
-    try:
-        return load_service_settings(config)
-    except SettingsError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
 
 
 def _store(config: Path | None):  # -> AnnotationStore (imported lazily: keeps `stance --help` fast)
@@ -46,7 +33,6 @@ def _store(config: Path | None):  # -> AnnotationStore (imported lazily: keeps `
 
 
 annotations = typer.Typer(help="The annotation store: import, export, stats.", no_args_is_help=True)
-models = typer.Typer(help="The model registry: list, promote, roll back.", no_args_is_help=True)
 
 
 @annotations.command("import")
@@ -61,8 +47,7 @@ def import_(
 ) -> None:
     """Import a file as one transaction: all records or none (unless --skip-invalid)."""
     if fmt not in FORMATS:
-        typer.secho(f"error: --format must be one of {', '.join(FORMATS)}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2)
+        _fail(f"--format must be one of {', '.join(FORMATS)}", 2)
     store = _store(config)
     try:
         report = store.import_file(file, fmt, batch, annotator or getpass.getuser(), skip_invalid, question)
@@ -135,14 +120,12 @@ def audit(
     from training.audit import label_studio_tasks
 
     if scores not in ("bundle", "tfidf"):
-        typer.secho(f"error: --scores must be bundle or tfidf, not {scores!r}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2)
+        _fail(f"--scores must be bundle or tfidf, not {scores!r}", 2)
     settings = _settings(config)
     try:
         report = run_audit(settings, _store(config), scores)  # type: ignore[arg-type]
     except AuditUnavailable as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
+        _fail(f"{exc}", 1)
     summary = report.to_json(limit)
     typer.echo(
         f"{summary['n_audited']} of {summary['n_annotations']} annotations audited with {summary['scores_from']}; "
@@ -164,62 +147,6 @@ def audit(
         )
 
 
-def _admin(config: Path | None):
-    from service.retrain.promotion import ModelAdmin
-
-    return ModelAdmin(_settings(config))
-
-
-@models.command("list")
-def models_list(
-    as_json: bool = typer.Option(False, "--json"),
-    config: Path | None = ConfigOpt,
-) -> None:
-    """Versions with status, held-out metric and which one is current."""
-    data = _admin(config).list()
-    if as_json:
-        typer.echo(json.dumps(data, indent=2, default=str))
-        return
-    for m in data["models"]:
-        holdout = (m.get("metrics") or {}).get("holdout") or {}
-        score = (holdout.get("transformer") or holdout).get("macro_f1")
-        mark = "*" if m["current"] else " "
-        typer.echo(
-            f"{mark} {m['version']:<32} {m['status']:<12} macro_f1={score if score is not None else '-'}"
-            f"  {m.get('reason') or ''}"
-        )
-
-
-@models.command("promote")
-def models_promote(version: str, config: Path | None = ConfigOpt) -> None:
-    """Make VERSION current (a running service follows within jobs.watch_registry_s)."""
-    from service.retrain.promotion import PromotionError
-
-    try:
-        result = _admin(config).promote(version, "manual promotion via CLI")
-    except PromotionError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
-    typer.echo(f"current: {result['current']} (was {result['previous']})")
-
-
-@models.command("rollback")
-def models_rollback(
-    to: str | None = typer.Option(None, "--to", help="an earlier version (default: the previous one)"),
-    config: Path | None = ConfigOpt,
-) -> None:
-    """Serve the previous (or a named earlier) version again."""
-    from service.retrain.promotion import PromotionError
-
-    try:
-        result = _admin(config).rollback(to)
-    except PromotionError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
-    typer.echo(f"current: {result['current']} (was {result['previous']})")
-
-
 def register(app: typer.Typer) -> None:
-    """Add the annotation-store and registry commands to the CLI."""
+    """Add the annotation-store commands to the CLI."""
     app.add_typer(annotations, name="annotations")
-    app.add_typer(models, name="models")

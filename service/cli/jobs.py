@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from service.cli.annotations import ConfigOpt, _settings
+from service.cli.options import ConfigOpt, _settings
 
 jobs = typer.Typer(help="Retrain jobs: list, show (with phase, percent and ETA), watch.", no_args_is_help=True)
 WATCH_INTERVAL_S = 1.0

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from service.cli.options import ConfigOpt, ModelOpt, _fail, _settings  # noqa: F401 - shared by the CLI modules
+from service.cli.options import ConfigOpt, ModelOpt, _fail, _settings
 from service.settings import Settings
 
 

@@ -18,6 +18,7 @@ from service.scoring.statements import (
     aggregate,
     prepare_article,
     prepare_text,
+    regroup,
     splitter_for,
     summarize,
 )
@@ -56,10 +57,8 @@ async def classify(
         )
     preds, version = await scorer.score_versioned(units, cancelled)
     labels = list(preds[0].scores) if preds else scorer.bundle.labels
-    results, offset = [], 0
-    for p in prepared:
-        part = preds[offset : offset + len(p.units)]
-        offset += len(p.units)
+    results = []
+    for p, part in zip(prepared, regroup(preds, (len(p.units) for p in prepared)), strict=True):
         results.append(
             {
                 **aggregate(p.units, part, labels),
@@ -160,12 +159,11 @@ async def score_chunk(
         preds, version = await scorer.score_versioned(texts)
     except Exception:  # noqa: BLE001 - isolate the culprit below
         return [line for one in chunk for line in await _score_alone(scorer, one, labels, boilerplate)]
-    lines, offset = [], 0
-    for article, prepared in chunk:
-        n = len(prepared.units) if prepared else 0
-        lines.append(_line(article_result(article, prepared, preds[offset : offset + n], version, labels, boilerplate)))
-        offset += n
-    return lines
+    parts = regroup(preds, (len(p.units) if p else 0 for _, p in chunk))
+    return [
+        _line(article_result(article, prepared, part, version, labels, boilerplate))
+        for (article, prepared), part in zip(chunk, parts, strict=True)
+    ]
 
 
 async def _score_alone(

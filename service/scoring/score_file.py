@@ -22,7 +22,7 @@ from tqdm import tqdm
 from service.scoring.feeds import Article, FeedError, iter_articles, parse_json_object
 from service.scoring.pipeline import take_chunk
 from service.scoring.scorer import score_batches
-from service.scoring.statements import splitter_for, summarize
+from service.scoring.statements import regroup, splitter_for, summarize
 from service.settings import Settings
 from training.bundle import Bundle
 
@@ -125,8 +125,8 @@ def score_articles(path: Path, fmt: str, out: IO[str], bundle: Bundle, settings:
         while chunk := take_chunk(articles, settings.segmentation, splitter, window):
             texts = [u.text for _, p in chunk if p for u in p.units]
             preds = list(score_batches(bundle, texts, len(texts) or 1))
-            offset = 0
-            for article, prepared in chunk:
+            parts = regroup(preds, (len(p.units) if p else 0 for _, p in chunk))
+            for (article, prepared), part in zip(chunk, parts, strict=True):
                 bar.update(1)
                 if prepared is None:
                     outcome.failures += 1
@@ -134,8 +134,6 @@ def score_articles(path: Path, fmt: str, out: IO[str], bundle: Bundle, settings:
                     print(f"error: article {article.id!r}: {article.error}", file=sys.stderr)
                     _write(out, {"type": "article", **article.meta(), "error": article.error})
                     continue
-                part = preds[offset : offset + len(prepared.units)]
-                offset += len(prepared.units)
                 for unit, pred in zip(prepared.units, part, strict=True):
                     _write(
                         out,

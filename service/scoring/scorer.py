@@ -38,6 +38,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
 
+from service.scoring.statements import regroup
 from training.bundle import Bundle, Prediction, load_bundle
 from training.settings import InferenceSettings
 
@@ -327,10 +328,8 @@ class Scorer:
             self.metrics.batch_size.observe(len(texts))
             self.metrics.statements.inc(len(texts))
             self.metrics.inference_seconds.observe(elapsed)
-        offset = 0
-        for job in batch:
-            part = preds[offset : offset + len(job.texts)] if error is None else None
-            offset += len(job.texts)
+        parts = regroup(preds, (len(job.texts) for job in batch)) if error is None else itertools.repeat(None)
+        for job, part in zip(batch, parts, strict=False):
             try:
                 job.loop.call_soon_threadsafe(_resolve, job.future, part, error)
             except RuntimeError:  # that request's event loop has closed (shutdown)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from training.bundle import MODEL_DIR, Bundle, Prediction
 from training.segment import segment
@@ -156,3 +156,16 @@ def summarize(prepared: Prepared, preds: Sequence[Prediction], labels: Sequence[
         "label_counts": {name: len(idx) for name, idx in carrying.items()},
         "labels": [name for name in labels if carrying[name]],
     }
+
+
+T = TypeVar("T")
+
+
+def regroup(flat: Sequence[T], sizes: Iterable[int]) -> Iterator[Sequence[T]]:
+    """Results of one scoring call over many texts' statements, back into one slice per
+    text (`sizes`: each text's number of statements, in order). Every caller that merges
+    texts into one call to keep batches full slices back through here."""
+    start = 0
+    for n in sizes:
+        yield flat[start : start + n]
+        start += n
