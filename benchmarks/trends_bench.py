@@ -39,7 +39,8 @@ from service.monitor.review import ReviewQueue  # noqa: E402
 from service.monitor.tables import ALL, STANCE, Article, DailyCount, StoredStatement  # noqa: E402
 from service.monitor.wiring import ensure_tables  # noqa: E402
 from service.settings import load_service_settings as load_settings  # noqa: E402
-from service.store.repository import AnnotationStore, Database  # noqa: E402
+from service.store.engine import Database  # noqa: E402
+from service.store.repository import AnnotationStore  # noqa: E402
 
 VERSION = "vbench"
 START = date(2025, 1, 1)

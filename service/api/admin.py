@@ -23,7 +23,8 @@ from service.lifespan import Lifespan
 from service.retrain.jobs import JobManager
 from service.retrain.promotion import ModelAdmin
 from service.settings import Settings
-from service.store.repository import AnnotationStore, open_database
+from service.store.engine import open_database
+from service.store.repository import AnnotationStore
 
 log = logging.getLogger("stance.admin")
 

@@ -21,7 +21,7 @@ app = typer.Typer(
 
 def _feeds(config: Path | None) -> Feeds:
     from service.monitor.wiring import ensure_tables
-    from service.store.repository import open_database
+    from service.store.engine import open_database
 
     settings = _settings(config)
     db = open_database(settings)

@@ -33,7 +33,8 @@ from sqlalchemy.orm import Session
 from service.monitor.tables import ALL, STANCE, Article, DailyCount, StoredStatement
 from service.scoring.feeds import Article as FeedItem
 from service.scoring.statements import WindowSplitter
-from service.store.repository import Database, statement_key
+from service.store.engine import Database
+from service.store.repository import statement_key
 from training.bundle import Prediction
 from training.segment import segment
 from training.settings import SegmentationSettings

@@ -15,7 +15,8 @@ from service.monitor import routes
 from service.monitor.model import ServiceModel
 from service.monitor.wiring import Monitor, ensure_tables
 from service.settings import Settings
-from service.store.repository import AnnotationStore, open_database
+from service.store.engine import open_database
+from service.store.repository import AnnotationStore
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ from service.scoring.feeds import (
     parse_xml,
 )
 from service.settings import Settings
-from service.store.repository import Database
+from service.store.engine import Database
 
 log = logging.getLogger("stance.monitor")
 

@@ -28,7 +28,7 @@ from service.monitor.model import ServiceModel
 from service.monitor.tables import Article, StoredStatement
 from service.retrain.jobs import CANCELLED, FAILED, RUNNING, SUCCEEDED, job_dict
 from service.settings import Settings
-from service.store.repository import Database
+from service.store.engine import Database
 from service.store.tables import Job
 
 log = logging.getLogger("stance.monitor")

@@ -41,7 +41,8 @@ from sqlalchemy.exc import IntegrityError
 from service.retrain import gate
 from service.retrain.promotion import CANDIDATE, PROMOTED, REJECTED, ModelAdmin, PromotionError
 from service.settings import Settings
-from service.store.repository import AnnotationStore, Database, open_database
+from service.store.engine import Database, open_database
+from service.store.repository import AnnotationStore
 from service.store.tables import Job
 from training.annotations import load_annotations
 from training.progress import PROGRESS_ENV, read_progress

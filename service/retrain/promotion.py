@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 
 from service.settings import Settings
-from service.store.repository import Database, open_database
+from service.store.engine import Database, open_database
 from service.store.tables import ModelStatus
 from training.bundle import ONNX_FILE, Bundle, BundleError
 from training.registry import Registry

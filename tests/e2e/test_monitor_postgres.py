@@ -59,6 +59,6 @@ def test_monitoring_on_postgres(tiny_registry, tmp_path, monkeypatch):
             assert [v["version"] for v in versions] == ["vtest-b"]
     finally:
         server.stop()
-        from service.store.repository import open_database
+        from service.store.engine import open_database
 
         Base.metadata.drop_all(open_database(settings).engine)

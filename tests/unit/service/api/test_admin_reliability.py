@@ -146,7 +146,8 @@ def test_statement_identity_rule():
 def test_old_casefold_keys_are_rekeyed_on_start(settings):
     import hashlib
 
-    from service.store.repository import AnnotationStore, open_database
+    from service.store.engine import open_database
+    from service.store.repository import AnnotationStore
     from service.store.tables import Statement
 
     with TestClient(make_app(settings)) as c:

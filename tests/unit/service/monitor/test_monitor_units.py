@@ -20,7 +20,7 @@ from service.monitor.tables import Article, Poll
 from service.monitor.trends import wilson
 from service.monitor.wiring import ensure_tables
 from service.scoring.feeds import Article as FeedItem
-from service.store.repository import Database
+from service.store.engine import Database
 from tests.support import project_settings
 from tests.support.monitor import FeedServer, KeywordModel
 

@@ -107,7 +107,8 @@ def test_sqlite_runs_in_wal_mode(store):
 def test_postgresql_store_roundtrip_and_concurrency(tmp_path):
     from sqlalchemy import text as sql
 
-    from service.store.repository import AnnotationStore, Database
+    from service.store.engine import Database
+    from service.store.repository import AnnotationStore
     from service.store.tables import Base
 
     settings = load_service_settings(write_config(tmp_path, store={"url": PG_URL}))
