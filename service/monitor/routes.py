@@ -9,11 +9,11 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 import httpx
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
 from pydantic import BeforeValidator
 
-from service.api.auth import require_token
+from service.api.deps import TOKEN_REQUIRED
 from service.api.errors import responses
 from service.api.limits import ApiRoute
 from service.api.schemas_admin import JobOut
@@ -54,7 +54,7 @@ def _iso_day(value: Any) -> Any:
 
 
 IsoDate = Annotated[date, BeforeValidator(_iso_day)]
-Token = [Depends(require_token)]
+Token = TOKEN_REQUIRED
 POLLS_LISTED = 20
 ARTICLES_PAGE = 50
 MAX_ARTICLES_PAGE = 500

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Depends, Query, Request, status
+from fastapi import APIRouter, Body, Query, status
 from starlette.concurrency import run_in_threadpool
 
 from service.api.annotation_intake import intake
-from service.api.auth import require_token
+from service.api.deps import TOKEN_REQUIRED, StoreDep
 from service.api.errors import ApiError, responses
 from service.api.limits import ApiRoute
 from service.api.schemas_admin import AnnotationPage, AnnotationsBody, AnnotationsPosted, AnnotationStats
-from service.store.repository import AnnotationStore
 
 router = APIRouter(prefix="/v1", tags=["annotations"], route_class=ApiRoute)
 # SQL OFFSET is a signed 64-bit integer: pages beyond this would overflow it.
@@ -29,17 +28,10 @@ EXAMPLE = {
 }
 
 
-async def _store(request: Request) -> AnnotationStore:
-    return request.app.state.store
-
-
-StoreDep = Annotated[AnnotationStore, Depends(_store)]
-
-
 @router.post(
     "/annotations",
     status_code=status.HTTP_201_CREATED,
-    dependencies=[Depends(require_token)],
+    dependencies=TOKEN_REQUIRED,
     response_model=AnnotationsPosted,
     responses=responses(400, 401, 403, 413, 422, 503),
     summary="Add one or many annotations (all stored or none)",

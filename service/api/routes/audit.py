@@ -6,10 +6,11 @@ import json
 from typing import Literal
 
 import anyio
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from service.api.deps import SettingsDep, StoreDep
 from service.api.errors import ApiError, responses
 from service.api.limits import ApiRoute
 from service.store.audit import AuditUnavailable, run_audit
@@ -49,14 +50,14 @@ class AuditOut(BaseModel):
     },
 )
 async def annotations_audit(
-    request: Request,
+    settings: SettingsDep,
+    store: StoreDep,
     scores: Literal["bundle", "tfidf"] = "bundle",
     limit: int = Query(50, ge=1, le=100_000),
     format: Literal["json", "jsonl", "labelstudio"] = "json",
 ) -> Response:
     """Nothing is changed: each suspect shows its labels, the out-of-fold scores and the
     suggested labels, for a person to confirm or correct through POST /v1/annotations."""
-    settings, store = request.app.state.settings, request.app.state.store
     try:
         report = await anyio.to_thread.run_sync(run_audit, settings, store, scores)
     except AuditUnavailable as exc:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import tempfile
 from typing import IO, Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
+from service.api.deps import ScorerDep, SettingsDep
 from service.api.errors import ApiError, responses
 from service.api.limits import ApiRoute, check_texts
 from service.api.schemas import ClassifyRequest, ClassifyResponse, Health, ModelInfo
@@ -18,7 +19,6 @@ from service.scoring import pipeline
 from service.scoring.feeds import FORMAT_ALIASES, FeedError, detect_format, open_feed
 from service.scoring.pipeline import FEEDS_PATH
 from service.scoring.scorer import Abandoned, Scorer
-from service.settings import Settings
 
 SPOOL_IN_MEMORY_BYTES = 1 << 20  # feed bodies above this spill to a temp file
 SNIFF_BYTES = 512
@@ -26,23 +26,6 @@ CLIENT_CLOSED = 499  # nginx's code for "client closed the request"; nobody read
 
 router = APIRouter(route_class=ApiRoute)
 __all__ = ["FEEDS_PATH", "router"]
-
-
-# Dependencies are `async def` on purpose: FastAPI runs plain `def` ones in the thread
-# pool, a thread hop per request on the hot path.
-async def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
-
-
-async def ready_scorer(request: Request) -> Scorer:
-    scorer: Scorer = request.app.state.scorer
-    if not scorer.ready:
-        raise ApiError(503, "the model is not loaded yet; retry shortly")
-    return scorer
-
-
-ScorerDep = Annotated[Scorer, Depends(ready_scorer)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 def _fallback_note(request: Request) -> str | None:

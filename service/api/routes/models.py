@@ -6,16 +6,16 @@ from __future__ import annotations
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request, status
+from fastapi import APIRouter, Body, Path, Query, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from service.api.auth import require_token
+from service.api.deps import TOKEN_REQUIRED, JobsDep, ModelsDep
 from service.api.errors import ApiError, responses
 from service.api.limits import ApiRoute
 from service.api.schemas_admin import JobOut, Registry, RetrainIn, RollbackIn, Switched
-from service.retrain.jobs import ConfigNotFound, JobConflict, JobManager, JobNotFound
+from service.retrain.jobs import ConfigNotFound, JobConflict, JobNotFound
 from service.retrain.promotion import ModelAdmin, PromotionError, UnknownVersion
 from training.bundle import CARD_FILE, PLOTS_DIR
 
@@ -25,23 +25,13 @@ MAX_JOBS_LISTED = 1000
 JOB_ID_MAX = 32  # the jobs table's id column
 
 
-async def _jobs(request: Request) -> JobManager:
-    return request.app.state.jobs
-
-
-async def _models(request: Request) -> ModelAdmin:
-    return request.app.state.models
-
-
-JobsDep = Annotated[JobManager, Depends(_jobs)]
-ModelsDep = Annotated[ModelAdmin, Depends(_models)]
 JobId = Annotated[str, Path(max_length=JOB_ID_MAX)]
 
 
 @router.post(
     "/retrain",
     status_code=status.HTTP_202_ACCEPTED,
-    dependencies=[Depends(require_token)],
+    dependencies=TOKEN_REQUIRED,
     response_model=JobOut,
     responses=responses(400, 401, 403, 409, 422, 503),
     summary="Start a retraining job (one at a time)",
@@ -78,7 +68,7 @@ async def get_job(jobs: JobsDep, job_id: JobId) -> JobOut:
 
 @router.post(
     "/jobs/{job_id}/cancel",
-    dependencies=[Depends(require_token)],
+    dependencies=TOKEN_REQUIRED,
     response_model=JobOut,
     responses=responses(401, 403, 404, 422, 503),
     summary="Stop a running job",
@@ -97,7 +87,7 @@ async def list_models(models: ModelsDep) -> Registry:
 
 @router.post(
     "/models/rollback",
-    dependencies=[Depends(require_token)],
+    dependencies=TOKEN_REQUIRED,
     response_model=Switched,
     responses=responses(400, 401, 403, 404, 409, 422, 503),
     summary="Serve the previous (or a named earlier) version; hot swap",
@@ -113,7 +103,7 @@ def rollback(models: ModelsDep, body: Annotated[RollbackIn | None, Body()] = Non
 
 @router.post(
     "/models/{version}/promote",
-    dependencies=[Depends(require_token)],
+    dependencies=TOKEN_REQUIRED,
     response_model=Switched,
     responses=responses(401, 403, 404, 409, 422, 503),
     summary="Make a version current; hot swap",
