@@ -90,7 +90,7 @@ def bench_fairness(settings: Settings, bundle_path: Path, texts: list[str], seco
     from service.bench.throughput import _run_async, _served
 
     large = large_body(settings)
-    with _served(settings, bundle_path) as port:
+    with _served(settings, bundle_path) as (port, _proc):
         _run_async(_fairness_load("127.0.0.1", port, texts, None, 2.0))  # warm-up
         alone = _run_async(_fairness_load("127.0.0.1", port, texts, None, seconds))
         loaded = _run_async(_fairness_load("127.0.0.1", port, texts, large, seconds))

@@ -267,32 +267,29 @@ def _batch_stats(metrics_text: str) -> dict[str, float]:
     }
 
 
+def _serve_command(config: Path, port: int) -> list[str]:
+    """`stance serve` on loopback, as a subprocess (the benchmark measures a real server)."""
+    return [sys.executable, "-m", "service.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)] + [
+        "--config",
+        str(config),
+        "--log-level",
+        "warning",
+    ]
+
+
 @contextmanager
-def _served(settings: Settings, bundle_path: Path) -> Iterator[int]:
-    """`stance serve` of the bundle alone on a free loopback port, until the block ends."""
+def _served(settings: Settings, bundle_path: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """`stance serve` of the bundle alone on a free loopback port, until the block ends:
+    yields the port once the server is ready, and the process (to sample its memory)."""
     with tempfile.TemporaryDirectory(prefix="stance-bench-") as tmp:
         config = _temp_config(settings, bundle_path, Path(tmp))
         port = _free_port()
-        cmd = [
-            sys.executable,
-            "-m",
-            "service.cli.main",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--config",
-            str(config),
-            "--log-level",
-            "warning",
-        ]
-        env = {**os.environ, "STANCE_CONFIG": str(config)}
+        env = {**os.environ, CONFIG_ENV: str(config), ROOT_ENV: str(settings.root)}
         with (Path(tmp) / "service.log").open("wb") as log:
-            proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(_serve_command(config, port), env=env, stdout=log, stderr=subprocess.STDOUT)
             try:
                 _wait_ready(f"http://127.0.0.1:{port}", proc, Path(tmp) / "service.log")
-                yield port
+                yield port, proc
             finally:
                 proc.terminate()
                 try:
@@ -305,27 +302,8 @@ def _served(settings: Settings, bundle_path: Path) -> Iterator[int]:
 def bench_http(settings: Settings, bundle_path: Path, texts: list[str], clients: int, seconds: float) -> dict[str, Any]:
     import httpx
 
-    with tempfile.TemporaryDirectory(prefix="stance-bench-") as tmp:
-        config = _temp_config(settings, bundle_path, Path(tmp))
-        port = _free_port()
+    with _served(settings, bundle_path) as (port, proc):
         url = f"http://127.0.0.1:{port}"
-        cmd = [
-            sys.executable,
-            "-m",
-            "service.cli.main",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--config",
-            str(config),
-            "--log-level",
-            "warning",
-        ]
-        env = {**os.environ, CONFIG_ENV: str(config), ROOT_ENV: str(settings.root)}
-        log = (Path(tmp) / "service.log").open("wb")
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         peak = 0
         stop = threading.Event()
 
@@ -341,7 +319,6 @@ def bench_http(settings: Settings, bundle_path: Path, texts: list[str], clients:
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         try:
-            _wait_ready(url, proc, Path(tmp) / "service.log")
             _run_async(_load("127.0.0.1", port, texts, clients, WARMUP_LOAD_S))
             before = _batch_stats(httpx.get(f"{url}/metrics").text)
             server, client = psutil.Process(proc.pid), psutil.Process()
@@ -368,13 +345,6 @@ def bench_http(settings: Settings, bundle_path: Path, texts: list[str], clients:
             return result
         finally:
             stop.set()
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            log.close()
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:

@@ -29,6 +29,7 @@ from service.monitor.tables import Article, StoredStatement
 from service.retrain.jobs import CANCELLED, FAILED, RUNNING, SUCCEEDED, job_dict
 from service.settings import Settings
 from service.store.engine import Database
+from service.store.job_rows import update_job
 from service.store.tables import Job
 
 log = logging.getLogger("stance.monitor")
@@ -74,11 +75,7 @@ class Rescorer:
         self.tasks: dict[str, asyncio.Task[None]] = {}
 
     def _update(self, job_id: str, **values: Any) -> None:
-        with self.db.write() as s:
-            job = s.get(Job, job_id)
-            if job is not None:
-                for key, value in values.items():
-                    setattr(job, key, value)
+        update_job(self.db, job_id, **values)
 
     def get(self, job_id: str) -> dict[str, Any]:
         with self.db.read() as s:

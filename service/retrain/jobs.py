@@ -42,6 +42,7 @@ from service.retrain import gate
 from service.retrain.promotion import CANDIDATE, PROMOTED, REJECTED, ModelAdmin, PromotionError
 from service.settings import Settings
 from service.store.engine import Database, open_database
+from service.store.job_rows import update_job
 from service.store.repository import AnnotationStore
 from service.store.tables import Job
 from training.annotations import load_annotations
@@ -391,11 +392,7 @@ class JobManager:
         return job
 
     def _update(self, job_id: str, **values: Any) -> None:
-        with self.db.write() as s:
-            job = s.get(Job, job_id)
-            if job is not None:
-                for key, value in values.items():
-                    setattr(job, key, value)
+        update_job(self.db, job_id, **values)
 
     def get(self, job_id: str) -> dict[str, Any]:
         job = self._row(job_id)

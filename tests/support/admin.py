@@ -138,6 +138,16 @@ def serve_admin_app(config: str, port: int) -> None:
     uvicorn.run(make_app(load_service_settings(config, PROJECT)), host="127.0.0.1", port=port, log_level="warning")
 
 
+def serve_command(config: Path) -> list[str]:
+    """`stance serve` with `config` on loopback; LiveServer fills in `{port}`."""
+    return [sys.executable, "-m", "service.cli.main", "serve", "--config", str(config), "--host", "127.0.0.1"] + [
+        "--port",
+        "{port}",
+        "--log-level",
+        "warning",
+    ]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
