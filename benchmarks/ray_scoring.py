@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from service.bench import seed_statements
-from service.bundle_loader import open_bundle
-from service.score_table import score_input
+from service.bench.throughput import seed_statements
+from service.scoring.bundle_loader import open_bundle
+from service.scoring.score_table import score_input
 from service.settings import Settings, load_service_settings
 from training.registry import Registry
 
@@ -56,7 +56,7 @@ def bench_local(settings: Settings, bundle_path: Path, src: Path, out: Path, n: 
 def bench_ray(settings: Settings, bundle_path: Path, src: Path, out: Path, n: int, workers: int) -> dict[str, Any]:
     import ray
 
-    from service import ray_engine
+    from service.scoring import ray_engine
 
     t0 = time.perf_counter()
     ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")

@@ -18,9 +18,9 @@ ray = pytest.importorskip("ray")
 
 from typer.testing import CliRunner  # noqa: E402
 
-from service import ray_engine  # noqa: E402
-from service.cli import app  # noqa: E402
-from service.score_table import score_input  # noqa: E402
+from service.cli.main import app  # noqa: E402
+from service.scoring import ray_engine  # noqa: E402
+from service.scoring.score_table import score_input  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from tests.conftest import TINY_A  # noqa: E402
 from tests.support import PROJECT, project_settings  # noqa: E402
@@ -176,7 +176,7 @@ def test_cli_ray_engine_and_local_needs_no_ray(
 
     env = {**os.environ, "PYTHONPATH": str(PROJECT)}
     probe = (
-        "import sys; from service.cli import app; from typer.testing import CliRunner; "
+        "import sys; from service.cli.main import app; from typer.testing import CliRunner; "
         f"r = CliRunner().invoke(app, ['score', {str(src)!r}, '-o', {str(tmp_path / 'local.jsonl')!r}]); "
         "assert r.exit_code == 1, r.output; assert 'ray' not in sys.modules, 'the local engine imported ray'"
     )

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from service.ray_engine import RayScorer
+from service.scoring.ray_engine import RayScorer
 
 MARKER_ENV = "STANCE_TEST_DIE_MARKER"
 
