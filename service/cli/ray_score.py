@@ -39,6 +39,8 @@ def score_on_ray(
     import ray
 
     batch = settings.batch
+    if "://" not in source and not Path(source).exists():
+        _fail(f"{source}: no such file or folder")
     try:
         source_format = engine.source_format(source, fmt)
         job = engine.RayJob(

@@ -14,7 +14,7 @@ that dies is restarted and its batch re-run (`batch.max_restarts`,
 `batch.max_task_retries`); Ray Data keeps a batch's output only once its task finished,
 so a retry neither loses nor duplicates rows.
 
-Only this module imports Ray, and only the Ray engine imports this module.
+Only this module and `service/cli/ray_score.py` import Ray, and only `--engine ray` imports them.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import posixpath
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -100,8 +100,6 @@ def source_format(source: str, requested: str = "auto") -> SourceFormat:
     if suffix in SOURCE_FORMATS:
         return SOURCE_FORMATS[suffix]
     if "://" not in source:
-        from pathlib import Path
-
         found = {p.suffix.lower() for p in Path(source).glob("*") if p.suffix.lower() in SOURCE_FORMATS}
         if len(found) == 1:
             return SOURCE_FORMATS[found.pop()]

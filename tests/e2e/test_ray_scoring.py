@@ -197,5 +197,9 @@ def test_cli_rejects_unknown_engine_and_nonempty_output(tmp_path: Path, tiny_reg
     (tmp_path / "full" / "part.jsonl").write_text("{}\n")
     busy = CliRunner().invoke(app, ["score", str(src), "-o", str(tmp_path / "full"), "--engine", "ray"])
     assert busy.exit_code == 2 and "not empty" in busy.stderr
+    missing = CliRunner().invoke(
+        app, ["score", str(tmp_path / "nope.jsonl"), "-o", str(tmp_path / "o"), "--engine", "ray"]
+    )
+    assert missing.exit_code == 2 and "no such file or folder" in missing.stderr
     unknown = CliRunner().invoke(app, ["score", "s3://bucket/prefix/", "-o", str(tmp_path / "o2"), "--engine", "ray"])
     assert unknown.exit_code == 2 and "--format" in unknown.stderr
