@@ -182,6 +182,7 @@ class Exporter:
 
     def _onnx_qdq(self) -> None:
         from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization.shape_inference import quant_pre_process
         from onnxruntime.transformers.optimizer import optimize_model
 
         config = self.model.config
@@ -192,6 +193,8 @@ class Exporter:
             num_heads=int(config.num_attention_heads),
             hidden_size=int(config.hidden_size),
         ).save_model_to_file(str(fused))
+        # Symbolic shape inference first: without tensor types the quantiser skips most MatMuls.
+        quant_pre_process(str(fused), str(fused), skip_optimization=True, auto_merge=True)
         items = _calibration_batches(self.tokenizer, self.calibration_texts, self.max_length)
 
         class Reader(CalibrationDataReader):
