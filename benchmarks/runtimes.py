@@ -277,7 +277,14 @@ def main() -> None:
             try:
                 predict = ctranslate2_encoder(bundle_dir / MODEL_DIR, work, max_length, inf.batch_size, inf.threads)
                 row = measure(
-                    "ctranslate2-int8", lambda _s: predict, {"1x2threads": 1}, held, gold, reference, bundle, args.repeats
+                    "ctranslate2-int8",
+                    lambda _s: predict,
+                    {"1x2threads": 1},
+                    held,
+                    gold,
+                    reference,
+                    bundle,
+                    args.repeats,
                 )
                 rows.append(row)
                 print(row["runtime"], {k: v for k, v in row.items() if k != "decisions"}, flush=True)

@@ -24,6 +24,7 @@ from service.openapi_doc import document_limits
 from service.routes import FEEDS_PATH, router
 from service.scoring import Scorer, ScoringMetrics
 from service.settings import Settings
+from service.statement_cache import StatementCache
 from training.bundle import Bundle, BundleError, read_meta
 from training.registry import Registry
 
@@ -74,6 +75,7 @@ def create_app(settings: Settings, model_version: str | None = None) -> FastAPI:
         max_wait_ms=settings.service.microbatch_max_wait_ms,
         metrics=ScoringMetrics(registry, settings.service.max_call_size),
         max_call=settings.service.max_call_size,
+        cache=StatementCache(settings.service.statement_cache_size),
     )
 
     @asynccontextmanager

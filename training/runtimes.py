@@ -22,20 +22,11 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 from training.backends import Backend, OnnxBackend, OpenVinoBackend, TorchBackend, load_tokenizer
+from training.settings import RuntimeName
 
-RuntimeName = Literal[
-    "torch",
-    "onnx-fp32",
-    "onnx-int8",
-    "onnx-qdq-int8",
-    "openvino-fp32",
-    "openvino-bf16",
-    "openvino-int8",
-    "openvino-int8-bf16",
-]
 RUNTIMES: tuple[str, ...] = get_args(RuntimeName)
 LEGACY_NAMES = {"onnx": "onnx-int8"}  # bundle.json default_backend of bundles written before runtimes.py
 
@@ -118,7 +109,10 @@ def load_runtime(
 def _calibration_batches(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[dict[str, Any]]:
     """One tokenised statement per calibration item (int64 numpy, as the graphs take them)."""
     return [
-        {k: v.astype("int64") for k, v in tokenizer([t], truncation=True, max_length=max_length, return_tensors="np").items()}
+        {
+            k: v.astype("int64")
+            for k, v in tokenizer([t], truncation=True, max_length=max_length, return_tensors="np").items()
+        }
         for t in texts
     ]
 
