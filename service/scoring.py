@@ -183,7 +183,8 @@ class Scorer:
         cache: StatementCache | None = None,
     ) -> None:
         self._bundle = bundle
-        self.cache = cache or StatementCache(0)  # repeated statements skip the model (size 0: off)
+        # Repeated statements skip the model (size 0: off).
+        self.cache = cache if cache is not None else StatementCache(0)
         self.max_batch = max_batch  # small requests are merged up to this many statements
         self.max_call = max(max_call or max_batch, max_batch)  # a large request is cut into calls of this size
         self.max_wait = max_wait_ms / 1000.0
@@ -254,7 +255,9 @@ class Scorer:
             raise NotReady("the model is not loaded yet")
         loop = asyncio.get_running_loop()
         cached = self.cache.lookup(bundle.version, texts)
-        todo = list(dict.fromkeys(t for t, p in zip(texts, cached, strict=True) if p is None))  # each text once
+        todo = list(texts)  # cache off: exactly the texts, as they came
+        if self.cache.size > 0:  # on: each missing text once
+            todo = list(dict.fromkeys(t for t, p in zip(texts, cached, strict=True) if p is None))
         preds: list[Prediction] = []
         for start in range(0, len(todo), self.max_call):
             if start and cancelled is not None and await cancelled():
