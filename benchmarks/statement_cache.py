@@ -9,6 +9,8 @@ Streams (deterministic, from the seeds):
   the other news; every article ends with its outlet's furniture lines that pass the
   boilerplate filter (newsletter and follow-us sentences), as scraped pages do.
 
+The cache's own cost (lookup + store without the model) is timed alone as well: under the
+shared machine's load, whole-run differences of a few percent are noise.
 Configurations are timed interleaved (ROUNDS rounds of: cache off, cache on from empty),
 median reported; the cache starts empty each time, so first sightings are paid for.
 Usage: .venv/bin/python benchmarks/statement_cache.py [BUNDLE_DIR]; writes benchmarks/statement_cache.json.
@@ -86,6 +88,18 @@ def run(bundle: Any, articles: list[list[str]], cache_size: int, settings: Any) 
     return seconds, {"hits": scorer.cache.stats.hits, "model_statements": scorer.stats.statements}
 
 
+def overhead_us(articles: list[list[str]], version: str, preds: list[Any]) -> float:
+    """The cache's own cost per statement (lookup + store, no model), in microseconds: the
+    whole price of keeping it on for a stream that never repeats."""
+    cache = StatementCache(50_000)
+    n = sum(len(a) for a in articles)
+    start = time.perf_counter()
+    for article in articles:
+        cache.lookup(version, article)
+        cache.store(version, article, preds[: len(article)])
+    return round((time.perf_counter() - start) / n * 1e6, 2)
+
+
 def main(bundle_dir: str) -> None:
     settings = load_service_settings()
     bundle = open_bundle(Path(bundle_dir).resolve(), settings)
@@ -108,6 +122,7 @@ def main(bundle_dir: str) -> None:
                 seconds[mode].append(s)
         off, on = statistics.median(seconds["off"]), statistics.median(seconds["on"])
         out[name] = {
+            "cache_own_cost_us_per_statement": overhead_us(articles, bundle.version, bundle.predict(articles[0] * 8)),
             "articles": len(articles),
             "statements": n,
             "distinct": distinct,
