@@ -125,7 +125,7 @@ def evaluate(
     ctx: typer.Context,
     data: list[Path] = typer.Option(..., "--data", "-d", help="annotation JSONL file(s) to score against"),
     model: str | None = typer.Option(None, "--model", "-m", help="model version (default: current)"),
-    backend: str | None = typer.Option(None, help="onnx or torch (default: the bundle's)"),
+    backend: str | None = typer.Option(None, help="a runtime the bundle carries, e.g. torch (default: the bundle's)"),
     output: Path | None = typer.Option(None, "--output", "-o", help="also write the metrics as JSON here"),
     config: Path | None = ConfigOpt,
 ) -> None:
