@@ -261,7 +261,8 @@ def _inference_section(metrics: dict[str, Any], meta: dict[str, Any]) -> list[st
         "| runtime | on | decision agreement | label-set agreement | macro-F1 (fp32) | passes |",
         "|---|---|---|---|---|---|",
     ]
-    for name, v in runtimes["candidates"].items():
+    for name in runtimes.get("order", runtimes["candidates"]):
+        v = runtimes["candidates"][name]
         if "decision_agreement" not in v:
             lines.append(f"| {name} | - | - | - | - | no: {v['verdict']} |")
             continue

@@ -44,6 +44,7 @@ class RuntimeChoice:
         return {
             "chosen": self.chosen,
             "reason": self.reason,
+            "order": list(self.candidates),  # fastest first, as tried (JSON files sort the keys below)
             "carried": sorted(self.files),
             "seconds": round(self.seconds, 1),
             "candidates": self.candidates,

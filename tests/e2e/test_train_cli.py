@@ -69,7 +69,11 @@ def test_train_cli_registers_a_bundle_and_prints_json(tmp_path):
     assert set(meta["calibration"]) == set(meta["thresholds"]) == set(project_settings().labels)
     runtimes = metrics["runtimes"]
     assert meta["backend_reason"] == runtimes["reason"] and meta["default_backend"] == runtimes["chosen"]
-    assert list(runtimes["candidates"]) == list(project_settings().inference.runtimes)
+    assert (
+        runtimes["order"]
+        == list(project_settings().inference.runtimes)
+        == sorted(runtimes["candidates"], key=runtimes["order"].index)
+    )
     assert all(v["on"].endswith("held-out statements") for v in runtimes["candidates"].values())
     assert meta["runtimes"]["carried"] == runtimes["carried"] == sorted(runtime_files(runtimes["chosen"]))
     assert all((bundle_dir / rel).is_file() for rel in runtimes["carried"])
