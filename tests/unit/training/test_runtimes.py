@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.support import project_settings, seed_subset
+from tests.support import PROJECT, project_settings, seed_subset
 from tests.support.tiny import make_tiny_bundle
 from training.bundle import BundleError, load_bundle, read_meta, verify_manifest, write_manifest
 from training.data import split_holdout, texts_and_targets
@@ -174,3 +174,12 @@ def test_a_requested_runtime_the_bundle_lacks_is_a_clear_error(tiny):
     with pytest.raises(BundleError, match="openvino-int8.*lacks"):
         load_bundle(tiny[0], _settings().inference, backend="openvino-int8")
     assert load_bundle(tiny[0], _settings().inference).backend_name == "torch"
+
+
+def test_export_runtimes_cli_refuses_a_folder_that_is_no_bundle(tmp_path):
+    from typer.testing import CliRunner
+
+    from training.cli import build_app
+
+    result = CliRunner().invoke(build_app(), ["--root", str(PROJECT), "export-runtimes", "--bundle", str(tmp_path)])
+    assert result.exit_code == 2 and "not a bundle folder (no bundle.json)" in result.output
