@@ -19,6 +19,7 @@ Which of them a bundle serves is decided at training time on held-out statements
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -188,7 +189,9 @@ class Exporter:
             hidden_size=int(config.hidden_size),
         ).save_model_to_file(str(fused))
         # Symbolic shape inference first: without tensor types the quantiser skips most MatMuls.
-        quant_pre_process(str(fused), str(fused), skip_optimization=True, auto_merge=True)
+        # On failure it dumps the model into the current folder: keep that inside workdir.
+        with contextlib.chdir(self.workdir):
+            quant_pre_process(str(fused), str(fused), skip_optimization=True, auto_merge=True)
         items = _calibration_batches(self.tokenizer, self.calibration_texts, self.max_length)
 
         class Reader(CalibrationDataReader):
