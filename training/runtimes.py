@@ -129,7 +129,7 @@ class Exporter:
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
-        self.workdir = Path(workdir)
+        self.workdir = Path(workdir).resolve()
         self.calibration_texts = list(calibration_texts)
         self.max_length = max_length
 
