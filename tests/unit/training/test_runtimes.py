@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -43,7 +44,7 @@ def exported(tiny, tmp_path_factory):
     root, model, tokenizer = tiny
     work = tmp_path_factory.mktemp("exports")
     exporter = Exporter(model, tokenizer, work, TEXTS[:8], max_length=64)
-    for name in (*KEPT, "onnx-fp32"):
+    for name in (*KEPT, "onnx-fp32", "onnx-qdq-int8"):
         exporter.export(name)
     return work
 
@@ -54,7 +55,7 @@ def _settings(**inference):
     )
 
 
-@pytest.mark.parametrize("name", [*KEPT, "onnx-fp32"])
+@pytest.mark.parametrize("name", [*KEPT, "onnx-fp32", "onnx-qdq-int8"])
 def test_each_export_predicts_close_to_torch(tiny, exported, name):
     root, _, tokenizer = tiny
     reference = load_runtime("torch", root, max_length=64, batch_size=4, threads=1, streams=1).predict_logits(TEXTS)
@@ -65,7 +66,8 @@ def test_each_export_predicts_close_to_torch(tiny, exported, name):
 
 
 def test_exports_are_the_runtimes_files(exported):
-    assert set(carried_runtimes(exported)) >= {*KEPT, "onnx-fp32"}
+    assert set(carried_runtimes(exported)) >= {*KEPT, "onnx-fp32", "onnx-qdq-int8"}
+    assert not list(Path.cwd().glob("sym_shape_infer_temp*"))  # nothing left in the current folder
     assert runtime_files("openvino-int8") == ["openvino/model.int8.xml", "openvino/model.int8.bin"]
     assert runtime_files("onnx") == ["onnx/model.int8.onnx"]  # bundles written before runtimes.py
     assert runtime_files("torch") == []
