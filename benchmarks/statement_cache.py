@@ -27,10 +27,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from service.bundle_loader import open_bundle
-from service.scoring import Scorer
+from service.scoring.bundle_loader import open_bundle
+from service.scoring.cache import StatementCache
+from service.scoring.scorer import Scorer
 from service.settings import load_service_settings
-from service.statement_cache import StatementCache
 from training.annotations import annotation_files, load_annotations
 from training.segment import content_statements
 

@@ -1,5 +1,5 @@
-"""Training's commands: segment, train, evaluate, experiments, export-runtimes. Mounted by `service.cli`
-under `stance`; also runnable alone as `python -m training.cli` (a retrain job's subprocess
+"""Training's commands: segment, train, evaluate, experiments, export-runtimes. Mounted by
+`service.cli.main` under `stance`; also runnable alone as `python -m training.cli` (a retrain job's subprocess
 runs `python -m training.cli train ...`, so training never starts through the service)."""
 
 from __future__ import annotations

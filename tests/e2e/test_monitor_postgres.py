@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(not URL, reason="set STANCE_TEST_PG_URL to run o
 
 def test_monitoring_on_postgres(tiny_registry, tmp_path, monkeypatch):
     from service.app import create_app
-    from service.store_models import Base
+    from service.store.tables import Base
 
     monkeypatch.delenv("STANCE_API_TOKEN", raising=False)
     shutil.copytree(tiny_registry, tmp_path / "models")
@@ -59,6 +59,6 @@ def test_monitoring_on_postgres(tiny_registry, tmp_path, monkeypatch):
             assert [v["version"] for v in versions] == ["vtest-b"]
     finally:
         server.stop()
-        from service.store import open_database
+        from service.store.engine import open_database
 
         Base.metadata.drop_all(open_database(settings).engine)
