@@ -24,6 +24,7 @@ from service.api.routes.classify import FEEDS_PATH, router
 from service.lifespan import Lifespan, run_parts
 from service.monitor import mount as monitor
 from service.scoring.bundle_loader import load_served_bundle, open_bundle  # noqa: F401 - re-exported for callers
+from service.scoring.cache import StatementCache
 from service.scoring.scorer import Scorer, ScoringMetrics
 from service.settings import Settings
 from training.bundle import Bundle, BundleError, read_meta
@@ -76,6 +77,7 @@ def create_app(settings: Settings, model_version: str | None = None) -> FastAPI:
         max_wait_ms=settings.service.microbatch_max_wait_ms,
         metrics=ScoringMetrics(registry, settings.service.max_call_size),
         max_call=settings.service.max_call_size,
+        cache=StatementCache(settings.service.statement_cache_size),
     )
 
     parts: list[Lifespan] = []

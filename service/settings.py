@@ -26,6 +26,8 @@ class ServiceSettings(Section):
     max_feed_bytes: int = Field(50_000_000, ge=1)
     microbatch_max_size: int = Field(8, ge=1)  # small concurrent requests merged per model call
     max_call_size: int = Field(64, ge=1)  # statements per model call for a large request or a feed chunk
+    # Predictions of repeated statements kept per served model (service/scoring/cache.py); 0 = off.
+    statement_cache_size: int = Field(50_000, ge=0)
     microbatch_max_wait_ms: float = Field(4, ge=0)
     spin_wait: bool = (
         False  # inference threads busy-wait between calls (ONNX Runtime, OpenMP); steals CPU on small machines

@@ -1,4 +1,4 @@
-"""Inference backends: logits for a list of texts, from fp32 PyTorch or int8 ONNX Runtime.
+"""Inference backends: logits for a list of texts, from fp32 PyTorch, ONNX Runtime or OpenVINO.
 
 The bundle format (training.bundle) decides which backend a bundle gets and with what
 files; this module only knows how to run a model fast on CPU: length-sorted batches (little
@@ -94,14 +94,60 @@ class TorchBackend:
             )
 
 
-class OnnxBackend:
-    """ONNX Runtime over the int8 export: the fast default on CPU.
+class StreamedBackend:
+    """Length-sorted batches scored on `streams` threads at once, one tokenizer per thread.
 
-    `streams` > 1 runs that many length-sorted batches at once, each on its own thread
-    with `threads // streams` ONNX Runtime threads (one session; `run` is thread-safe).
+    Subclasses only say how one tokenised batch becomes logits (`_forward`, thread-safe).
     On 2 cores, two 1-thread streams beat one 2-thread call: small int8 GEMMs scale
     poorly across threads, and tokenising one batch overlaps scoring another
-    (benchmarks/onnx_ceiling.py measures both)."""
+    (benchmarks/onnx_ceiling.py, benchmarks/runtimes.py measure both)."""
+
+    def __init__(self, tokenizer: Any, max_length: int, batch_size: int, streams: int) -> None:
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.streams = max(1, streams)
+        self._tokenizers = ThreadTokenizers(tokenizer)
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _forward(self, enc: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
+        if self.streams == 1 or len(texts) < 2:
+            return _logits_in_batches(
+                texts, self._tokenizers.get(), self.max_length, self.batch_size, "np", self._forward
+            )
+        # Enough batches to keep every stream busy, none above batch_size.
+        size = min(self.batch_size, -(-len(texts) // self.streams))
+        groups = _batches_by_length(texts, size)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.streams, thread_name_prefix="infer-stream")
+
+        def run(idx: list[int]) -> np.ndarray:
+            return _logits_in_batches(
+                [texts[i] for i in idx], self._tokenizers.get(), self.max_length, len(idx), "np", self._forward
+            )
+
+        out: np.ndarray | None = None
+        for idx, logits in zip(groups, self._pool.map(run, groups), strict=True):
+            if out is None:
+                out = np.zeros((len(texts), logits.shape[1]), dtype=np.float32)
+            out[idx] = logits
+        return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+
+def load_tokenizer(tokenizer_dir: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
+
+
+class OnnxBackend(StreamedBackend):
+    """ONNX Runtime over an ONNX export (dynamic int8, static QDQ int8 or fp32).
+
+    `streams` > 1 runs that many length-sorted batches at once, each on its own thread
+    with `threads // streams` ONNX Runtime threads (one session; `run` is thread-safe)."""
 
     def __init__(
         self,
@@ -115,7 +161,7 @@ class OnnxBackend:
     ) -> None:
         import onnxruntime as ort
 
-        self.streams = max(1, min(streams, threads))
+        super().__init__(tokenizer, max_length, batch_size, min(streams, threads))
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = max(1, threads // self.streams)
         opts.inter_op_num_threads = 1
@@ -127,11 +173,6 @@ class OnnxBackend:
         opts.add_session_config_entry("session.inter_op.allow_spinning", allow)
         self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
         self.input_names = {i.name for i in self.session.get_inputs()}
-        self.tokenizer = tokenizer
-        self.max_length = max_length
-        self.batch_size = batch_size
-        self._tokenizers = ThreadTokenizers(tokenizer)
-        self._pool: ThreadPoolExecutor | None = None
 
     @classmethod
     def from_files(
@@ -144,34 +185,60 @@ class OnnxBackend:
         spin_wait: bool = True,
         streams: int = 1,
     ) -> OnnxBackend:
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
-        return cls(onnx_path, tokenizer, max_length, batch_size, threads, spin_wait, streams)
+        return cls(onnx_path, load_tokenizer(tokenizer_dir), max_length, batch_size, threads, spin_wait, streams)
 
     def _forward(self, enc: Any) -> np.ndarray:
         feeds = {k: v.astype(np.int64) for k, v in enc.items() if k in self.input_names}
         return self.session.run(None, feeds)[0]
 
-    def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
-        if self.streams == 1 or len(texts) < 2:
-            return _logits_in_batches(
-                texts, self._tokenizers.get(), self.max_length, self.batch_size, "np", self._forward
-            )
-        # Enough batches to keep every stream busy, none above batch_size.
-        size = min(self.batch_size, -(-len(texts) // self.streams))
-        groups = _batches_by_length(texts, size)
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.streams, thread_name_prefix="onnx-stream")
 
-        def run(idx: list[int]) -> np.ndarray:
-            return _logits_in_batches(
-                [texts[i] for i in idx], self._tokenizers.get(), self.max_length, len(idx), "np", self._forward
-            )
+class OpenVinoBackend(StreamedBackend):
+    """OpenVINO's CPU plugin over an IR (fp32 or NNCF int8), at a given inference precision.
 
-        out: np.ndarray | None = None
-        for idx, logits in zip(groups, self._pool.map(run, groups), strict=True):
-            if out is None:
-                out = np.zeros((len(texts), logits.shape[1]), dtype=np.float32)
-            out[idx] = logits
-        return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+    `precision` "bf16" runs the fp32/int8 graph's float parts in bfloat16 (AVX-512 bf16 /
+    AMX), "f32" keeps them in fp32. One compiled model with `streams` CPU streams of
+    `threads // streams` threads each; every scoring thread has its own infer request."""
+
+    def __init__(
+        self,
+        xml_path: Path,
+        tokenizer: Any,
+        max_length: int,
+        batch_size: int,
+        threads: int,
+        precision: str = "f32",
+        streams: int = 1,
+    ) -> None:
+        import openvino as ov
+
+        super().__init__(tokenizer, max_length, batch_size, min(streams, threads))
+        core = ov.Core()
+        config = {
+            "INFERENCE_PRECISION_HINT": precision,
+            "NUM_STREAMS": str(self.streams),
+            "INFERENCE_NUM_THREADS": str(max(threads, self.streams)),
+            "PERFORMANCE_HINT": "LATENCY" if self.streams == 1 else "THROUGHPUT",
+        }
+        self.compiled = core.compile_model(core.read_model(str(xml_path)), "CPU", config)
+        self.input_names = {i.get_any_name() for i in self.compiled.inputs}
+        self._requests = threading.local()
+
+    @classmethod
+    def from_files(
+        cls,
+        xml_path: Path,
+        tokenizer_dir: Path,
+        max_length: int,
+        batch_size: int,
+        threads: int,
+        precision: str = "f32",
+        streams: int = 1,
+    ) -> OpenVinoBackend:
+        return cls(xml_path, load_tokenizer(tokenizer_dir), max_length, batch_size, threads, precision, streams)
+
+    def _forward(self, enc: Any) -> np.ndarray:
+        request = getattr(self._requests, "request", None)
+        if request is None:
+            request = self._requests.request = self.compiled.create_infer_request()
+        feeds = {k: v.astype(np.int64) for k, v in enc.items() if k in self.input_names}
+        return np.array(request.infer(feeds)[0], dtype=np.float32, copy=True)

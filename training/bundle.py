@@ -7,7 +7,9 @@ Layout (the only place it is defined):
                            and why, max length
     model/                 fine-tuned weights (safetensors) + config + tokenizer (HF layout,
                            so `transformers.pipeline` can load it too)
-    onnx/model.int8.onnx   dynamic-int8 ONNX export (optional; see training.onnx_export)
+    onnx/, openvino/       the files of the faster CPU runtime chosen at training time, if any
+                           (training/runtimes.py lists them; bundle.json "runtimes" says which
+                           the bundle carries and every candidate's verdict)
     training_config.yaml   the settings the bundle was trained with
     metrics.json           cross-validated and held-out figures
     README.md              the model card
@@ -33,13 +35,14 @@ from typing import Any
 
 import numpy as np
 
-from training.backends import Backend, OnnxBackend, TorchBackend, sigmoid
+from training.backends import Backend, sigmoid
+from training.runtimes import ONNX_INT8, RuntimeUnavailable, canonical, carried_runtimes, load_runtime, runtime_files
 from training.settings import InferenceSettings
 
 BUNDLE_META = "bundle.json"
 MANIFEST = "manifest.json"
 MODEL_DIR = "model"
-ONNX_FILE = "onnx/model.int8.onnx"
+ONNX_FILE = ONNX_INT8  # the dynamic-int8 export (every runtime's files: training/runtimes.py)
 CONFIG_FILE = "training_config.yaml"
 METRICS_FILE = "metrics.json"
 CARD_FILE = "README.md"
@@ -246,8 +249,8 @@ def load_bundle(
     spin_wait: bool = True,
     streams: int | None = None,
 ) -> Bundle:
-    """Verify and load a bundle. `backend` None -> the bundle's default (int8 ONNX when it
-    passed the agreement check at training time, else `inference.backend`); `threads`,
+    """Verify and load a bundle. `backend` None -> the bundle's default (the runtime chosen
+    at training time, training/runtime_choice.py; torch if its files are missing); `threads`,
     `batch_size` and `streams` override `inference`'s. `spin_wait` False stops ONNX
     Runtime's threads busy-waiting between calls (for a shared machine)."""
     import training.modeling  # noqa: F401  (registers the bundle's model type with the Auto classes)
@@ -258,25 +261,24 @@ def load_bundle(
     verify_manifest(root)
     meta = read_meta(root)
     name = backend or meta.get("default_backend") or inference.backend
-    if name == "onnx" and not (root / ONNX_FILE).is_file():
-        if backend == "onnx":
-            raise BundleError(f"{root}: backend 'onnx' requested but the bundle has no {ONNX_FILE}")
-        name = "torch"
-    kwargs = dict(
-        max_length=int(meta.get("max_length", 128)),
-        batch_size=batch_size or inference.batch_size,
-        threads=threads or inference.threads,
-    )
-    if name == "onnx":
-        impl: Backend = OnnxBackend.from_files(
-            root / ONNX_FILE,
-            root / MODEL_DIR,
-            **kwargs,
-            spin_wait=spin_wait,
+    try:
+        runtime = canonical(name)
+    except RuntimeUnavailable as exc:
+        raise BundleError(str(exc)) from None
+    if runtime not in carried_runtimes(root):
+        if backend is not None:
+            raise BundleError(f"{root}: backend {name!r} requested but the bundle lacks {runtime_files(runtime)}")
+        name = runtime = "torch"
+    try:
+        impl = load_runtime(
+            runtime,
+            root,
+            max_length=int(meta.get("max_length", 128)),
+            batch_size=batch_size or inference.batch_size,
+            threads=threads or inference.threads,
             streams=streams or inference.streams,
+            spin_wait=spin_wait,
         )
-    elif name == "torch":
-        impl = TorchBackend(root / MODEL_DIR, **kwargs)
-    else:
-        raise BundleError(f"unknown backend {name!r}; choose 'onnx' or 'torch'")
+    except RuntimeUnavailable as exc:
+        raise BundleError(str(exc)) from None
     return Bundle(path=root, meta=meta, backend=impl, backend_name=name, metrics=read_metrics(root))

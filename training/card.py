@@ -231,16 +231,7 @@ def model_card(metrics: dict[str, Any], meta: dict[str, Any], root: Path) -> str
         "## Learning curve",
         *_learning_curve(metrics.get("learning_curve"), cv),
     ]
-    int8 = metrics.get("int8")
-    if int8:
-        lines += [
-            "## Inference",
-            f"- int8 ONNX vs fp32 torch on {int8['n']} {int8.get('on', 'all')} statements: per-decision agreement "
-            f"{int8['decision_agreement']:.4f}, label-set agreement {int8['statement_agreement']:.4f}, "
-            f"macro-F1 fp32 {int8['macro_f1_fp32']:.4f} vs int8 {int8['macro_f1_int8']:.4f}.",
-            f"- Default backend: **{meta['default_backend']}**: {int8['decision']}.",
-            "",
-        ]
+    lines += _inference_section(metrics, meta)
     lines += [
         "## Training ideas compared",
         _experiments_table(metrics.get("experiments")),
@@ -258,3 +249,32 @@ def model_card(metrics: dict[str, Any], meta: dict[str, Any], root: Path) -> str
         "its none -> stance rate is reported above; raise a label's threshold in `bundle.json` for more precision.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _inference_section(metrics: dict[str, Any], meta: dict[str, Any]) -> list[str]:
+    """Every candidate runtime's verdict against fp32 (training/runtime_choice.py)."""
+    runtimes = metrics.get("runtimes")
+    if not runtimes:
+        return []
+    lines = [
+        "## Inference",
+        "| runtime | on | decision agreement | label-set agreement | macro-F1 (fp32) | passes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in runtimes.get("order", runtimes["candidates"]):
+        v = runtimes["candidates"][name]
+        if "decision_agreement" not in v:
+            lines.append(f"| {name} | - | - | - | - | no: {v['verdict']} |")
+            continue
+        lines.append(
+            f"| {name} | {v['n']} {v['on']} | {v['decision_agreement']:.4f} | {v['statement_agreement']:.4f} | "
+            f"{v['macro_f1']:.4f} ({v['macro_f1_fp32']:.4f}) | {'yes' if v['ok'] else 'no'} |"
+        )
+    lines += [
+        "",
+        f"- Default backend: **{meta['default_backend']}**: {runtimes['reason']}.",
+        f"- Runtime files carried: {', '.join(runtimes['carried']) or 'none (model/ only)'}; "
+        f"exports and checks took {runtimes['seconds']:.0f} s.",
+        "",
+    ]
+    return lines

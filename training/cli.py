@@ -1,5 +1,5 @@
-"""Training's commands: segment, train, evaluate, experiments. Mounted by `service.cli.main`
-under `stance`; also runnable alone as `python -m training.cli` (a retrain job's subprocess
+"""Training's commands: segment, train, evaluate, experiments, export-runtimes. Mounted by
+`service.cli.main` under `stance`; also runnable alone as `python -m training.cli` (a retrain job's subprocess
 runs `python -m training.cli train ...`, so training never starts through the service)."""
 
 from __future__ import annotations
@@ -115,8 +115,8 @@ def train(
         "cv_macro_f1": result.metrics["cv"]["transformer"]["macro_f1"],
         "cv_reused_from": result.metrics["cv"].get("reused_from"),
         "holdout_macro_f1": (result.metrics.get("holdout", {}).get("transformer") or {}).get("macro_f1"),
-        "default_backend": "onnx" if result.metrics["int8"]["int8_ok"] else "torch",
-        "backend_reason": result.metrics["int8"]["decision"],
+        "default_backend": result.metrics["runtimes"]["chosen"],
+        "backend_reason": result.metrics["runtimes"]["reason"],
     }
     typer.echo(json.dumps({"version": result.version, "path": str(result.path), "metrics": summary}))
 
@@ -125,7 +125,7 @@ def evaluate(
     ctx: typer.Context,
     data: list[Path] = typer.Option(..., "--data", "-d", help="annotation JSONL file(s) to score against"),
     model: str | None = typer.Option(None, "--model", "-m", help="model version (default: current)"),
-    backend: str | None = typer.Option(None, help="onnx or torch (default: the bundle's)"),
+    backend: str | None = typer.Option(None, help="a runtime the bundle carries, e.g. torch (default: the bundle's)"),
     output: Path | None = typer.Option(None, "--output", "-o", help="also write the metrics as JSON here"),
     config: Path | None = ConfigOpt,
 ) -> None:
@@ -223,6 +223,37 @@ def experiments(
     typer.echo(report["conclusion"])
 
 
+def export_runtimes(
+    ctx: typer.Context,
+    bundle: Path = typer.Option(..., "--bundle", "-b", help="the bundle folder to upgrade (e.g. models/v2026...)"),
+    data: list[Path] | None = typer.Option(
+        None, "--data", "-d", help="annotation JSONL the bundle was trained on (default: the configured folder)"
+    ),
+    version: str | None = typer.Option(None, help="version name of the new bundle (default: a new one)"),
+    promote: bool = typer.Option(False, "--promote/--no-promote", help="make the new bundle the current model"),
+    config: Path | None = ConfigOpt,
+) -> None:
+    """Export and check the configured CPU runtimes for an EXISTING bundle (no retraining) and
+    register the result as a new version whose default backend is the fastest that passes on
+    the bundle's held-out statements. The last stdout line is JSON: {"version", "path", "runtimes"}."""
+    from training.bundle import BundleError
+    from training.registry import Registry
+    from training.runtime_upgrade import upgrade_runtimes
+    from training.train import load_training_data
+
+    settings = _settings(ctx, config)
+    if not (bundle / "bundle.json").is_file():
+        _fail(f"{bundle}: not a bundle folder (no bundle.json)", 2)
+    try:
+        annotations, _ = load_training_data(settings, data)
+        path, choice = upgrade_runtimes(bundle.resolve(), annotations, settings, version)
+        if promote:
+            Registry(path.parent).set_current(path.name, reason=f"export-runtimes of {bundle.name}")
+    except (BundleError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps({"version": path.name, "path": str(path), "runtimes": choice.summary()}))
+
+
 def _maybe(rate: float | None) -> str:
     return "n/a" if rate is None else f"{rate:.3f}"
 
@@ -249,6 +280,7 @@ def build_app(load: Loader = load_settings) -> typer.Typer:
     app.command()(train)
     app.command()(evaluate)
     app.command()(experiments)
+    app.command("export-runtimes")(export_runtimes)
     return app
 
 

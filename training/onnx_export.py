@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 
-def export_int8(model: Any, tokenizer: Any, out_path: Path, opset: int = 17) -> Path:
-    """Write `out_path` (int8 ONNX) from a torch sequence classifier; inputs are
-    input_ids / attention_mask / token_type_ids with dynamic batch and sequence axes."""
+def export_fp32(model: Any, tokenizer: Any, out_path: Path, opset: int = 17) -> Path:
+    """Write `out_path` (fp32 ONNX) from a torch sequence classifier; inputs are
+    input_ids / attention_mask / token_type_ids with dynamic batch and sequence axes.
+    The source of every other runtime's export (training/runtimes.py)."""
     import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,20 +31,29 @@ def export_int8(model: Any, tokenizer: Any, out_path: Path, opset: int = 17) -> 
         def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
             return self.inner(**dict(zip(names, tensors, strict=True))).logits
 
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _Logits(model),
+            args,
+            str(out_path),
+            input_names=names,
+            output_names=["logits"],
+            dynamic_axes=axes,
+            opset_version=opset,
+            dynamo=False,
+        )
+    return out_path
+
+
+def export_int8(model: Any, tokenizer: Any, out_path: Path, opset: int = 17) -> Path:
+    """Write `out_path` (dynamic int8 ONNX) from a torch sequence classifier."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        fp32 = Path(tmp) / "model.fp32.onnx"
-        with warnings.catch_warnings(), torch.inference_mode():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                _Logits(model),
-                args,
-                str(fp32),
-                input_names=names,
-                output_names=["logits"],
-                dynamic_axes=axes,
-                opset_version=opset,
-                dynamo=False,
-            )
+        fp32 = export_fp32(model, tokenizer, Path(tmp) / "model.fp32.onnx", opset)
         # Per-channel int8 weights on the MatMuls only: closest to fp32 decisions of the
         # options tried; every bundle records its own agreement (metrics.json "int8").
         quantize_dynamic(

@@ -100,8 +100,28 @@ class EvaluationSettings(Section):
     confidence: float = Field(0.95, gt=0, lt=1)
 
 
+# CPU runtimes a bundle can carry (training/runtimes.py says what each one is).
+RuntimeName = Literal[
+    "torch",
+    "onnx-fp32",
+    "onnx-int8",
+    "onnx-qdq-int8",
+    "openvino-fp32",
+    "openvino-bf16",
+    "openvino-int8",
+    "openvino-int8-bf16",
+]
+
+
 class InferenceSettings(Section):
+    # "torch" forces fp32 torch; "onnx" (any other value) serves the bundle's chosen runtime.
     backend: Literal["onnx", "torch"] = "onnx"
+    # Candidates for a bundle's default runtime, fastest first (benchmarks/runtimes.py): at
+    # training time each is exported and checked on held-out statements; the first that
+    # passes the two limits below serves (training/runtime_choice.py), else fp32 torch.
+    runtimes: tuple[RuntimeName, ...] = ("onnx-int8",)
+    # Training statements that calibrate static quantisation (ORT QDQ, NNCF); never held-out ones.
+    calibration_statements: int = Field(300, ge=1)
     batch_size: int = Field(16, ge=1)
     # Offline scoring hands this many statements to the backend at once: sorted by length,
     # cut into batches, spread over the streams. Wider pads less; memory is bounded by it.
@@ -110,6 +130,7 @@ class InferenceSettings(Section):
     # ONNX: batches scored at once, each with threads // streams threads (OnnxBackend);
     # the service's micro-batches are split over the streams too.
     streams: int = Field(2, ge=1)
+    # The limits every runtime candidate is held to (the names predate the other runtimes).
     int8_min_agreement: float = Field(0.99, ge=0, le=1)
     int8_max_macro_f1_drop: float = Field(0.01, ge=0)
 

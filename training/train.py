@@ -2,8 +2,9 @@
 
 Steps: hold out the gate documents; grouped k-fold CV of the transformer and both
 baselines (out-of-fold probabilities -> the decision policy: calibration + thresholds);
-the final model on all training documents; held-out figures; int8 ONNX export checked
-against fp32 on the held-out statements; model card + plots; an atomic write into the registry.
+the final model on all training documents; held-out figures; the candidate CPU runtimes
+exported and checked against fp32 on the held-out statements (training/runtime_choice.py);
+model card + plots; an atomic write into the registry.
 
 A quick run (`training.cross_validate: false`, the retrain default) skips the CV and reuses
 the decision policy and CV figures of the bundle it starts from: the final fit is the same
@@ -29,7 +30,7 @@ from tqdm.auto import tqdm
 
 from training.annotations import Annotation, annotation_files, load_annotations
 from training.baselines import KeywordRules, TfidfBaseline
-from training.bundle import ONNX_FILE, OnnxBackend, read_meta, read_metrics, save_bundle, sigmoid
+from training.bundle import read_meta, read_metrics, save_bundle
 from training.card import model_card, pr_plots, reliability_plots
 from training.crossval import CVOutcome, outcome, run_cv
 from training.data import split_holdout, texts_and_targets
@@ -37,11 +38,12 @@ from training.experiments import article_sources, policy_table, save_oof
 from training.finetune import predict_proba
 from training.hf_data import annotation_dataset, dataset_folds
 from training.hf_data import texts_and_targets as dataset_texts_and_targets
-from training.metrics import false_stance_rate, full_metrics, paired_bootstrap_delta, point_metrics
+from training.metrics import false_stance_rate, full_metrics, point_metrics
 from training.parallel_fit import FINAL, FitJob, run_fits
 from training.policy import Decision, cross_fit, expected_calibration_error, fit_policy, reliability
 from training.progress import FINISH_STEPS_PER_1K, Plan, fit_steps
 from training.registry import Registry
+from training.runtime_choice import check_runtimes
 from training.settings import Settings
 
 OOF_FILE = "oof.npz"
@@ -87,55 +89,6 @@ def make_plan(settings: Settings, n_train: int, cross_validate: bool) -> Plan:
         phases.append(("final model", final))
     phases.append(("export and checks", max(1, n_train * FINISH_STEPS_PER_1K // 1000)))
     return Plan(phases)
-
-
-def int8_check(
-    model: Any,
-    tokenizer: Any,
-    onnx_path: Path,
-    texts: list[str],
-    targets: np.ndarray,
-    groups: Sequence[str],
-    decision: Decision,
-    settings: Settings,
-    unseen: bool,
-) -> dict[str, Any]:
-    """Does int8 ONNX decide as fp32 torch does, on statements the model never trained on?
-    Kept as the default backend if per-decision agreement >= the minimum and the macro-F1
-    drop is below the maximum; the paired bootstrap interval of the drop is reported."""
-    labels = list(settings.labels)
-    fp32 = decision.decide(predict_proba(model, tokenizer, texts, settings.base_model.max_length))
-    session = OnnxBackend(
-        onnx_path, tokenizer, settings.base_model.max_length, settings.inference.batch_size, settings.inference.threads
-    )
-    int8 = decision.decide(sigmoid(session.predict_logits(texts)))
-    decision_agreement = float((fp32 == int8).mean())
-    f1_fp32 = point_metrics(targets, fp32, labels)["macro_f1"]
-    f1_int8 = point_metrics(targets, int8, labels)["macro_f1"]
-    drop_ci = paired_bootstrap_delta(targets, fp32, int8, groups, settings.evaluation)
-    inf = settings.inference
-    ok = decision_agreement >= inf.int8_min_agreement and (f1_fp32 - f1_int8) < inf.int8_max_macro_f1_drop
-    where = f"{len(texts)} held-out statements" if unseen else f"all {len(texts)} statements (no held-out set)"
-    reason = (
-        f"int8 ONNX serves: it agrees with fp32 on {decision_agreement:.2%} of decisions on {where} "
-        f"(minimum {inf.int8_min_agreement:.0%}) and macro-F1 moves {f1_int8 - f1_fp32:+.4f} "
-        f"(drop 95% CI [{drop_ci[0]:+.4f}, {drop_ci[1]:+.4f}], maximum drop {inf.int8_max_macro_f1_drop})"
-        if ok
-        else f"fp32 torch serves (about 2x slower): int8 agrees with fp32 on {decision_agreement:.2%} of decisions on "
-        f"{where} (minimum {inf.int8_min_agreement:.0%}) and macro-F1 moves {f1_int8 - f1_fp32:+.4f} "
-        f"(maximum drop {inf.int8_max_macro_f1_drop})"
-    )
-    return {
-        "n": len(texts),
-        "on": "held-out" if unseen else "all",
-        "statement_agreement": float((fp32 == int8).all(axis=1).mean()),
-        "decision_agreement": decision_agreement,
-        "macro_f1_fp32": f1_fp32,
-        "macro_f1_int8": f1_int8,
-        "macro_f1_drop_ci": drop_ci,
-        "int8_ok": bool(ok),
-        "decision": reason,
-    }
 
 
 def calibration_report(
@@ -307,28 +260,13 @@ def train_bundle(
     version = version or registry.new_version()
     with tempfile.TemporaryDirectory(prefix="stance-bundle-") as tmp:
         tmp_dir = Path(tmp)
-        onnx_path = export_int8_model(model, tokenizer, tmp_dir)
-        if held:
-            int8 = int8_check(model, tokenizer, onnx_path, h_texts, h_targets, groups, decision, settings, unseen=True)
-        else:
-            a_texts, a_targets = texts_and_targets(annotations, labels)
-            int8 = int8_check(
-                model,
-                tokenizer,
-                onnx_path,
-                a_texts,
-                a_targets,
-                [a.source for a in annotations],
-                decision,
-                settings,
-                unseen=False,
-            )
+        runtimes = check_runtimes(model, tokenizer, tmp_dir / "runtimes", annotations, train, held, decision, settings)
         _log(
-            ("SERVING BACKEND: " + int8["decision"]).upper()
-            if not int8["int8_ok"]
-            else "serving backend: " + int8["decision"]
+            ("SERVING BACKEND: " + runtimes.reason).upper()
+            if runtimes.chosen == "torch"
+            else "serving backend: " + runtimes.reason
         )
-        extra: dict[str, Path] = {ONNX_FILE: onnx_path}
+        extra: dict[str, Path] = dict(runtimes.files)
         if cv_tf is not None:
             extra.update(
                 pr_plots(
@@ -347,11 +285,12 @@ def train_bundle(
         metrics = {
             "cv": cv,
             "holdout": holdout,
-            "int8": int8,
+            "runtimes": runtimes.summary(),
             "data": _data_summary(annotations, train, held, files),
             "timing": {
                 "fits_s": t_fits - t0,
                 "baselines_s": t_final - t_fits,
+                "runtimes_s": runtimes.seconds,
                 "total_s": t_end - t0,
                 "parallel_fits": cfg.parallel_fits,
             },
@@ -367,8 +306,12 @@ def train_bundle(
             if settings.base_model.path is None
             else str(settings.base_model.path),
             "max_length": settings.base_model.max_length,
-            "default_backend": "onnx" if int8["int8_ok"] else "torch",
-            "backend_reason": int8["decision"],
+            "default_backend": runtimes.chosen,
+            "backend_reason": runtimes.reason,
+            "runtimes": {
+                "carried": sorted(runtimes.files),
+                "verdicts": {n: v["verdict"] for n, v in runtimes.candidates.items()},
+            },
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "data": metrics["data"],
         }
@@ -393,12 +336,6 @@ def train_bundle(
         f"backend {meta['default_backend']}; {'current' if promote else 'not promoted'}; {t_end - t0:.0f}s"
     )
     return TrainResult(version=version, path=path, metrics=metrics)
-
-
-def export_int8_model(model: Any, tokenizer: Any, folder: Path) -> Path:
-    from training.onnx_export import export_int8
-
-    return export_int8(model, tokenizer, folder / "model.int8.onnx")
 
 
 def load_training_data(settings: Settings, data: Sequence[Path] | None = None) -> tuple[list[Annotation], list[str]]:

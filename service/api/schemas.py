@@ -74,7 +74,9 @@ class ModelInfo(BaseModel):
     thresholds: dict[str, float]
     metrics: dict[str, Any]
     backend: str
-    backend_reason: str | None = Field(None, description="why training chose the bundle's default backend (int8 check)")
+    backend_reason: str | None = Field(
+        None, description="why training chose the bundle's default backend (runtimes checked on held-out statements)"
+    )
     policy: str | None = Field(
         None, description="decision policy: scores are calibrated probabilities, thresholds on them"
     )

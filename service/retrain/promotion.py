@@ -20,6 +20,7 @@ from service.store.engine import Database, open_database
 from service.store.tables import ModelStatus
 from training.bundle import ONNX_FILE, Bundle, BundleError
 from training.registry import Registry
+from training.runtimes import RUNTIMES, runtime_files
 
 ROLLBACK = "rollback"
 CANDIDATE, PROMOTED, REJECTED, ROLLED_BACK = "candidate", "promoted", "rejected", "rolled_back"
@@ -44,7 +45,8 @@ def load_error(version: str, exc: Exception) -> PromotionError:
     """A bundle that verifies but cannot be loaded (e.g. a garbage ONNX file whose
     manifest was rewritten to match): name the version and the file."""
     text = str(exc)
-    culprit = ONNX_FILE if ONNX_FILE in text or "onnx" in type(exc).__module__.lower() else None
+    named = [f for n in RUNTIMES for f in runtime_files(n) if f in text]  # any runtime's file (OpenVINO too)
+    culprit = named[0] if named else ONNX_FILE if "onnx" in type(exc).__module__.lower() else None
     where = f"its {culprit} " if culprit else ""
     return PromotionError(f"model {version} cannot be loaded: {where}failed with {type(exc).__name__}: {text}")
 

