@@ -205,6 +205,24 @@ class LiveServer:
         self.stop()
 
 
+def serve_command(config: Path) -> list[str]:
+    """`stance serve` for LiveServer (its `{port}` is filled in there)."""
+    return [
+        sys.executable,
+        "-m",
+        "service.cli",
+        "serve",
+        "--config",
+        str(config),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--log-level",
+        "warning",
+    ]
+
+
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
