@@ -8,7 +8,6 @@ from __future__ import annotations
 import shutil
 import time
 
-import pytest
 from fastapi.testclient import TestClient
 
 from tests.support import project_settings

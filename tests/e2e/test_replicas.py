@@ -24,11 +24,14 @@ TAKEOVER_S = 60.0  # lease 3 s, heartbeat 0.5 s, then the gate on a slow shared 
 DONE = {"succeeded", "rejected", "failed", "cancelled"}
 
 
-def _until(probe: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def _until(probe: Callable[[], Any], timeout: float, what: str, took: dict[str, float] | None = None) -> Any:
+    """Poll `probe` until truthy; record the wait under `what` in `took` (printed at the end)."""
+    start = time.monotonic()
+    while time.monotonic() < start + timeout:
         value = probe()
         if value:
+            if took is not None:
+                took[what] = time.monotonic() - start
             return value
         time.sleep(0.1)
     raise AssertionError(f"not within {timeout:g} s: {what}")
@@ -63,6 +66,7 @@ def test_two_replicas_behave_as_one(tmp_path: Path, pg_url: str) -> None:
     release = tmp_path / "release-training"  # the stand-in trainer finishes once this exists
     env = {"FAKE_TRAIN_MODE": "wait", "FAKE_TRAIN_RELEASE": str(release), "STANCE_API_TOKEN": ""}
     servers: list[LiveServer] = []
+    took: dict[str, float] = {}
 
     def replica(name: str) -> LiveServer:
         server = LiveServer(cfg, serve_command(cfg), "/readyz", tmp_path / f"{name}.log", env)
@@ -74,9 +78,9 @@ def test_two_replicas_behave_as_one(tmp_path: Path, pg_url: str) -> None:
 
         # 1. a promotion through A and a rollback through B are served by both
         assert _post(a, "/v1/models/v1-manual/promote").status_code == 200
-        _until(lambda: _version(b) == "v1-manual", SWAP_S, "B serves the version promoted through A")
+        _until(lambda: _version(b) == "v1-manual", SWAP_S, "B serves the version promoted through A", took)
         assert _post(b, "/v1/models/rollback").json()["current"] == "v0-start"
-        _until(lambda: _version(a) == "v0-start", SWAP_S, "A serves the version B rolled back to")
+        _until(lambda: _version(a) == "v0-start", SWAP_S, "A serves the version B rolled back to", took)
 
         # 2. one retrain at a time across replicas: B refuses while A's job runs
         started = _post(a, "/v1/retrain")
@@ -92,7 +96,8 @@ def test_two_replicas_behave_as_one(tmp_path: Path, pg_url: str) -> None:
         a.kill()
         assert _job(b, job_id)["state"] == "running"
         release.touch()
-        done = _until(lambda: (j := _job(b, job_id))["state"] in DONE and j, TAKEOVER_S, "B finishes A's job")
+        finished = "B finishes A's job (after A died and training ended)"
+        done = _until(lambda: (j := _job(b, job_id))["state"] in DONE and j, TAKEOVER_S, finished, took)
         assert done["state"] == "succeeded" and done["version"], done
         assert f"job {job_id}: taking over" in (tmp_path / "b.log").read_text()
         _until(lambda: _version(b) == done["version"], SWAP_S, "B serves the trained version")
@@ -107,12 +112,14 @@ def test_two_replicas_behave_as_one(tmp_path: Path, pg_url: str) -> None:
         pid = _until(lambda: _job(a, second)["pid"], 30, "second job running")
         a.kill()
         os.killpg(pid, signal.SIGKILL)  # the training ran in its own process group
-        failed = _until(lambda: (j := _job(b, second))["state"] in DONE and j, TAKEOVER_S, "B fails A's dead job")
+        gone = "B fails the job whose training died with A"
+        failed = _until(lambda: (j := _job(b, second))["state"] in DONE and j, TAKEOVER_S, gone, took)
         assert failed["state"] == "failed", failed
         assert "stopped (its lease expired" in failed["error"] and "without a result" in failed["error"]
         again = _post(b, "/v1/retrain")  # the slot is free again
         assert again.status_code == 202, again.text
         assert _post(b, f"/v1/jobs/{again.json()['id']}/cancel").status_code == 200
+        print("replica timings (s):", {k: round(v, 2) for k, v in took.items()})  # shown with -s
     finally:
         release.touch()  # a waiting stand-in trainer ends
         for server in servers:
