@@ -112,10 +112,22 @@ def release(db: Database, job_ids: list[str], holder: str, drop: bool = False) -
             row.expires_at = _now() - timedelta(seconds=1)
 
 
+def _candidates(db: Database, slot: int, now: datetime) -> bool:
+    """A plain read first: the write transaction (SQLite: the database's write lock) is
+    taken only when some active job's lease looks expired or missing."""
+    with db.read() as s:
+        rows = s.execute(
+            select(Job.id, JobLease.expires_at).outerjoin(JobLease, JobLease.job_id == Job.id).where(Job.active == slot)
+        ).all()
+    return any(expires is None or _aware(expires) <= now for _id, expires in rows)
+
+
 def take_orphans(db: Database, slot: int, holder: str, ttl_s: float) -> list[Takeover]:
     """Active jobs of `slot` whose lease expired (or is missing), now leased to `holder`."""
     now = _now()
     taken: list[Takeover] = []
+    if not _candidates(db, slot, now):
+        return taken
     try:
         with db.write() as s:
             ids = list(s.scalars(select(Job.id).where(Job.active == slot)))

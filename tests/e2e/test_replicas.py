@@ -95,11 +95,13 @@ def test_two_replicas_behave_as_one(tmp_path: Path, pg_url: str) -> None:
         # judges and promotes its result; A restarted serves it too
         a.kill()
         assert _job(b, job_id)["state"] == "running"
+        b_log = tmp_path / "b.log"
+        _until(lambda: f"job {job_id}: taking over" in b_log.read_text(), TAKEOVER_S, "B takes A's job over", took)
+        assert _job(b, job_id)["state"] == "running"  # adopted: the training (waiting) still runs
         release.touch()
-        finished = "B finishes A's job (after A died and training ended)"
+        finished = "B judges and promotes the adopted job once its training ends"
         done = _until(lambda: (j := _job(b, job_id))["state"] in DONE and j, TAKEOVER_S, finished, took)
         assert done["state"] == "succeeded" and done["version"], done
-        assert f"job {job_id}: taking over" in (tmp_path / "b.log").read_text()
         _until(lambda: _version(b) == done["version"], SWAP_S, "B serves the trained version")
         a = replica("a-restarted")
         assert _version(a) == done["version"]
