@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from service.bench import bench_http, seed_statements
+from service.bench.throughput import bench_http, seed_statements
 from service.settings import load_service_settings
 from training.registry import Registry
 

@@ -25,6 +25,7 @@ import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,8 @@ from service.monitor.review import ReviewQueue  # noqa: E402
 from service.monitor.tables import ALL, STANCE, Article, DailyCount, StoredStatement  # noqa: E402
 from service.monitor.wiring import ensure_tables  # noqa: E402
 from service.settings import load_service_settings as load_settings  # noqa: E402
-from service.store import AnnotationStore, Database  # noqa: E402
+from service.store.engine import Database  # noqa: E402
+from service.store.repository import AnnotationStore  # noqa: E402
 
 VERSION = "vbench"
 START = date(2025, 1, 1)
@@ -292,34 +294,23 @@ def main() -> None:
         (f"outlet-{rng.integers(args.outlets):03d}", START + timedelta(days=int(rng.integers(args.days))))
         for _ in range(20)
     ]
-    with db.read() as s:
-        before = {
-            pair: sorted(
-                s.execute(
-                    select(DailyCount.label, DailyCount.statements, DailyCount.articles).where(
-                        DailyCount.outlet == pair[0], DailyCount.day == pair[1]
-                    )
-                ).all()
-            )
-            for pair in sample
-        }
+
+    def daily_rows() -> dict[tuple[str, date], list[Any]]:
+        with db.read() as s:
+            q = select(DailyCount.label, DailyCount.statements, DailyCount.articles)
+            return {
+                pair: sorted(s.execute(q.where(DailyCount.outlet == pair[0], DailyCount.day == pair[1])).all())
+                for pair in sample
+            }
+
+    before = daily_rows()
     c0, t0 = time.process_time(), time.perf_counter()
     for pair in sample:
         with db.write() as s:
             rebuild_daily(s, {pair}, labels)
     rebuild_s = (time.perf_counter() - t0) / len(sample)
     rebuild_cpu = (time.process_time() - c0) / len(sample)
-    with db.read() as s:
-        after = {
-            pair: sorted(
-                s.execute(
-                    select(DailyCount.label, DailyCount.statements, DailyCount.articles).where(
-                        DailyCount.outlet == pair[0], DailyCount.day == pair[1]
-                    )
-                ).all()
-            )
-            for pair in sample
-        }
+    after = daily_rows()
     timings["rebuild_daily, one outlet-day (ingest/rescore path), mean"] = {
         "wall_mean_s": round(rebuild_s, 4),
         "client_cpu_mean_s": round(rebuild_cpu, 4),

@@ -16,13 +16,15 @@ from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator, metrics
 from starlette.concurrency import run_in_threadpool
 
-from service import admin, web
-from service.bundle_loader import load_served_bundle, open_bundle  # noqa: F401 - re-exported for callers
-from service.limits import install_error_handling
+from service import web
+from service.api import admin
+from service.api.limits import install_error_handling
+from service.api.openapi_doc import document_limits
+from service.api.routes.classify import FEEDS_PATH, router
+from service.lifespan import Lifespan, run_parts
 from service.monitor import mount as monitor
-from service.openapi_doc import document_limits
-from service.routes import FEEDS_PATH, router
-from service.scoring import Scorer, ScoringMetrics
+from service.scoring.bundle_loader import load_served_bundle, open_bundle  # noqa: F401 - re-exported for callers
+from service.scoring.scorer import Scorer, ScoringMetrics
 from service.settings import Settings
 from training.bundle import Bundle, BundleError, read_meta
 from training.registry import Registry
@@ -76,6 +78,8 @@ def create_app(settings: Settings, model_version: str | None = None) -> FastAPI:
         max_call=settings.service.max_call_size,
     )
 
+    parts: list[Lifespan] = []
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         scorer.start()
@@ -84,7 +88,8 @@ def create_app(settings: Settings, model_version: str | None = None) -> FastAPI:
         log.info("ready: model %s (%s backend)", bundle.version, bundle.backend_name)
         del bundle  # the scorer holds it; a local reference would outlive a swap
         try:
-            yield
+            async with run_parts(app, parts):  # admin, then monitoring: start-up work, watchers, poller
+                yield
         finally:
             scorer.close()
 
@@ -102,9 +107,9 @@ def create_app(settings: Settings, model_version: str | None = None) -> FastAPI:
     install_error_handling(app, settings.service, feed_paths=[FEEDS_PATH])
     instrumentator = Instrumentator(registry=registry, excluded_handlers=["/metrics"])
     instrumentator.add(metrics.requests(registry=registry), metrics.latency(registry=registry))
-    instrumentator.instrument(app)  # /metrics itself is a documented route in service.routes
-    admin.install(app, settings)
+    instrumentator.instrument(app)  # /metrics itself is a documented route in service.api.routes.classify
+    parts.append(admin.install(app, settings))
     document_limits(app, settings)
-    monitor.install(app, settings)
+    parts.append(monitor.install(app, settings))
     web.install(app, settings)
     return app

@@ -45,7 +45,7 @@ class StoreSettings(Section):
 
 
 class JobsSettings(Section):
-    """Retraining jobs (service/jobs.py): a subprocess per job, one at a time."""
+    """Retraining jobs (service/retrain/jobs.py): a subprocess per job, one at a time."""
 
     default_config: str = "retrain"  # configs/<name>.yaml layered over the service's settings (retrain: no CV)
     train_module: str = "training.cli"  # run as `python -m <module> train ...`

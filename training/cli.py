@@ -1,4 +1,4 @@
-"""Training's commands: segment, train, evaluate, experiments. Mounted by `service.cli`
+"""Training's commands: segment, train, evaluate, experiments. Mounted by `service.cli.main`
 under `stance`; also runnable alone as `python -m training.cli` (a retrain job's subprocess
 runs `python -m training.cli train ...`, so training never starts through the service)."""
 

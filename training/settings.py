@@ -195,7 +195,7 @@ def read_config(path: Path, root: Path) -> dict[str, Any]:
 
 def layered_config(base: dict[str, Any], path: Path, root: Path) -> dict[str, Any]:
     """`base` (a config mapping) with the config file `path` layered on top: the one
-    layering rule, used by `load_settings` and by retraining jobs (service.jobs)."""
+    layering rule, used by `load_settings` and by retraining jobs (service.retrain.jobs)."""
     return merge_config(base, read_config(path, root))
 
 

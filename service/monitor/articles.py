@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from service.monitor.ingest import aware
 from service.monitor.tables import Article, StoredStatement
-from service.store import Database
+from service.store.engine import Database
 
 
 def article_json(a: Article) -> dict[str, Any]:

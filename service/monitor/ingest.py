@@ -30,10 +30,11 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.feeds import Article as FeedItem
 from service.monitor.tables import ALL, STANCE, Article, DailyCount, StoredStatement
-from service.statements import WindowSplitter
-from service.store import Database, statement_key
+from service.scoring.feeds import Article as FeedItem
+from service.scoring.statements import WindowSplitter
+from service.store.engine import Database
+from service.store.repository import statement_key
 from training.bundle import Prediction
 from training.segment import segment
 from training.settings import SegmentationSettings

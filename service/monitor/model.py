@@ -7,8 +7,8 @@ import asyncio
 from collections.abc import Sequence
 
 from service.monitor.ingest import Scored
-from service.scoring import Scorer
-from service.statements import WindowSplitter, splitter_for
+from service.scoring.scorer import Scorer
+from service.scoring.statements import WindowSplitter, splitter_for
 from training.bundle import Bundle
 
 

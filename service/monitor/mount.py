@@ -7,20 +7,21 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 
+from service.lifespan import Lifespan
 from service.monitor import routes
 from service.monitor.model import ServiceModel
 from service.monitor.wiring import Monitor, ensure_tables
 from service.settings import Settings
-from service.store import AnnotationStore, open_database
+from service.store.engine import open_database
+from service.store.repository import AnnotationStore
 
 log = logging.getLogger(__name__)
 
 
-def install(app: FastAPI, settings: Settings) -> None:
+def install(app: FastAPI, settings: Settings) -> Lifespan:
     """Mount /v1/feeds, /v1/articles, /v1/trends, /v1/rescore, /v1/review; start the poller
     with the app (after the model is loaded) when `monitor.poller` is on."""
     db = open_database(settings)
@@ -29,25 +30,23 @@ def install(app: FastAPI, settings: Settings) -> None:
     monitor = Monitor(settings, db, store, ServiceModel(app.state.scorer))
     app.state.monitor = monitor
     app.include_router(routes.router)
-    inner = app.router.lifespan_context
 
     @asynccontextmanager
-    async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
-        async with inner(a) as state:
-            await asyncio.to_thread(monitor.rescorer.recover)
-            stop = asyncio.Event()
-            task = None
-            if settings.monitor.poller:
-                task = asyncio.create_task(monitor.poller.run(stop, ready=lambda: a.state.scorer.ready))
-            try:
-                yield state
-            finally:
-                stop.set()
-                if task is not None:  # a poll in progress gets a moment to finish its chunk
-                    try:
-                        await asyncio.wait_for(task, timeout=settings.monitor.tick_s * 2)
-                    except TimeoutError:
-                        log.warning("poller stopped in the middle of a poll (its stored chunks are complete)")
-                await monitor.rescorer.shutdown()
+    async def running(a: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(monitor.rescorer.recover)
+        stop = asyncio.Event()
+        task = None
+        if settings.monitor.poller:
+            task = asyncio.create_task(monitor.poller.run(stop, ready=lambda: a.state.scorer.ready))
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:  # a poll in progress gets a moment to finish its chunk
+                try:
+                    await asyncio.wait_for(task, timeout=settings.monitor.tick_s * 2)
+                except TimeoutError:
+                    log.warning("poller stopped in the middle of a poll (its stored chunks are complete)")
+            await monitor.rescorer.shutdown()
 
-    app.router.lifespan_context = lifespan
+    return running

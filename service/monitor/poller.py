@@ -24,10 +24,14 @@ from typing import Any
 import httpx
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from service.feeds import (
+from service.monitor.fetch import fetch, next_poll
+from service.monitor.ingest import ChunkOutcome, ModelPort, aware, ingest_chunk
+from service.monitor.subscriptions import Feeds, poll_json
+from service.monitor.tables import Feed, Lease, Poll
+from service.scoring.feeds import (
     Article as FeedItem,
 )
-from service.feeds import (
+from service.scoring.feeds import (
     FeedError,
     detect_format,
     iter_text,
@@ -35,12 +39,8 @@ from service.feeds import (
     parse_json_object,
     parse_xml,
 )
-from service.monitor.fetch import fetch, next_poll
-from service.monitor.ingest import ChunkOutcome, ModelPort, aware, ingest_chunk
-from service.monitor.subscriptions import Feeds, poll_json
-from service.monitor.tables import Feed, Lease, Poll
 from service.settings import Settings
-from service.store import Database
+from service.store.engine import Database
 
 log = logging.getLogger("stance.monitor")
 

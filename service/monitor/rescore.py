@@ -27,14 +27,15 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from service.jobs import CANCELLED, FAILED, RUNNING, SUCCEEDED, job_dict
 from service.monitor.ingest import label_mask, margin, rebuild_daily
 from service.monitor.model import ServiceModel
 from service.monitor.tables import Article, StoredStatement
 from service.retrain import leases
+from service.retrain.jobs import CANCELLED, FAILED, RUNNING, SUCCEEDED, job_dict
 from service.settings import Settings
-from service.store import Database
-from service.store_models import Job
+from service.store.engine import Database
+from service.store.job_rows import update_job
+from service.store.tables import Job
 
 log = logging.getLogger("stance.monitor")
 KIND = "rescore"
@@ -52,7 +53,7 @@ def _now() -> datetime:
 
 
 def job_json(job: Job) -> dict[str, Any]:
-    """`GET /v1/jobs/{id}`'s shape (service.jobs.job_dict); progress counts re-scored statements."""
+    """`GET /v1/jobs/{id}`'s shape (service.retrain.jobs.job_dict); progress counts re-scored statements."""
     m = job.metrics or {}
     done, total = int(m.get("rescored", 0)), int(m.get("total", 0))
     progress = None
@@ -81,11 +82,7 @@ class Rescorer:
         leases.ensure_table(db)
 
     def _update(self, job_id: str, **values: Any) -> None:
-        with self.db.write() as s:
-            job = s.get(Job, job_id)
-            if job is not None:
-                for key, value in values.items():
-                    setattr(job, key, value)
+        update_job(self.db, job_id, **values)
 
     def get(self, job_id: str) -> dict[str, Any]:
         with self.db.read() as s:

@@ -29,8 +29,8 @@ from sqlalchemy.exc import IntegrityError
 
 from service.monitor.ingest import aware
 from service.monitor.tables import Article, ReviewSkip, StoredStatement
-from service.store import AnnotationStore, NewAnnotation
-from service.store_models import Statement
+from service.store.repository import AnnotationStore, NewAnnotation
+from service.store.tables import Statement
 from training.annotations import validate_record
 
 REVIEW_BATCH_PREFIX = "review-"

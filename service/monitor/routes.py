@@ -1,5 +1,5 @@
 """Monitoring routes, kept thin: `/v1/feeds`, `/v1/articles`, `/v1/trends`, `/v1/rescore`,
-`/v1/review`. Writes need the API token (service.auth); reads are open."""
+`/v1/review`. Writes need the API token (service.api.auth); reads are open."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 import httpx
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
 from pydantic import BeforeValidator
 
-from service.auth import require_token
-from service.errors import responses
-from service.limits import ApiRoute
+from service.api.deps import TOKEN_REQUIRED
+from service.api.errors import responses
+from service.api.limits import ApiRoute
+from service.api.schemas_admin import JobOut
 from service.monitor import articles as articles_repo
 from service.monitor import trends
 from service.monitor.poller import PollContext, poll_feed
@@ -35,7 +36,6 @@ from service.monitor.schemas import (
 )
 from service.monitor.subscriptions import FeedConflict, FeedInvalid, FeedNotFound
 from service.monitor.wiring import Monitor
-from service.schemas_admin import JobOut
 
 router = APIRouter(prefix="/v1", tags=["monitoring"], route_class=ApiRoute)
 MAX_ID = 2**31  # ids and pages above this cannot exist (and would overflow SQLite's integers)
@@ -54,7 +54,7 @@ def _iso_day(value: Any) -> Any:
 
 
 IsoDate = Annotated[date, BeforeValidator(_iso_day)]
-Token = [Depends(require_token)]
+Token = TOKEN_REQUIRED
 POLLS_LISTED = 20
 ARTICLES_PAGE = 50
 MAX_ARTICLES_PAGE = 500

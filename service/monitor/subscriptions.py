@@ -11,11 +11,11 @@ from urllib.parse import urlparse
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from service.feeds import FORMAT_ALIASES
 from service.monitor.ingest import aware
 from service.monitor.tables import Article, Feed, Poll
+from service.scoring.feeds import FORMAT_ALIASES
 from service.settings import MonitorSettings
-from service.store import Database
+from service.store.engine import Database
 
 FORMATS = ("auto", *FORMAT_ALIASES)
 EDITABLE = ("name", "outlet", "url", "interval_s", "format", "enabled")

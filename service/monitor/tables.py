@@ -24,7 +24,7 @@ from datetime import date, datetime
 from sqlalchemy import Date, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.store_models import Base, utcnow
+from service.store.tables import Base, utcnow
 
 ALL = ""  # monitor_daily.label of the row counting every scored statement / article
 STANCE = "*"  # ... of the row counting stance-bearing statements / articles

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from sqlalchemy import String, func, select, type_coerce
 
 from service.monitor.tables import ALL, STANCE, DailyCount
-from service.store import Database
+from service.store.engine import Database
 
 Bucket = Literal["day", "week", "month"]
 Z95 = 1.959963984540054

@@ -13,7 +13,8 @@ from service.monitor.review import ReviewQueue
 from service.monitor.subscriptions import Feeds
 from service.monitor.tables import Base
 from service.settings import Settings
-from service.store import AnnotationStore, Database
+from service.store.engine import Database
+from service.store.repository import AnnotationStore
 
 log = logging.getLogger("stance.monitor")
 

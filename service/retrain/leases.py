@@ -23,8 +23,8 @@ from sqlalchemy import DateTime, String, delete, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from service.store import Database
-from service.store_models import Base, Job
+from service.store.engine import Database
+from service.store.tables import Base, Job
 
 
 class JobLease(Base):

@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from markdown_it import MarkdownIt
 
-from service.routes_models import card_of
+from service.api.routes.models import card_of
 from service.settings import Settings
 from training.registry import Registry
 

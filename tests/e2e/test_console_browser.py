@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from tests.support.admin import (
     TOKEN,
     LiveServer,
     seed_dir,
+    serve_command,
     tiny_base_model,
     tiny_bundle,
     write_config,
@@ -62,23 +62,6 @@ Read also: our live coverage of the summit.
 pytestmark = pytest.mark.timeout(JOB_TIMEOUT_S + 300)
 
 
-def _serve_cmd(cfg: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "service.cli",
-        "serve",
-        "--config",
-        str(cfg),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "{port}",
-        "--log-level",
-        "warning",
-    ]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """`stance serve` with two tiny bundles: v0-prev (an earlier version, to roll back to)
@@ -92,7 +75,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     tiny_bundle(models, "v1-start", threshold=0.01, seed=1)
     Registry(models).set_current("v0-prev", "test start")
     Registry(models).set_current("v1-start", "test start")
-    with LiveServer(cfg, command=_serve_cmd(cfg), ready_path="/readyz", ready_timeout=SERVER_START_S) as live:
+    with LiveServer(cfg, command=serve_command(cfg), ready_path="/readyz", ready_timeout=SERVER_START_S) as live:
         yield live
 
 

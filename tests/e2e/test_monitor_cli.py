@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from service.cli import app
+from service.cli.main import app
 from tests.support.monitor import FeedServer
 from tests.support.tiny import write_config
 

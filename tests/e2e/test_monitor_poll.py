@@ -16,7 +16,7 @@ from service.monitor.poller import ERROR, NOT_MODIFIED, OK, PollContext, poll_fe
 from service.monitor.subscriptions import Feeds
 from service.monitor.tables import Article, DailyCount, Feed, StoredStatement
 from service.monitor.wiring import ensure_tables
-from service.store import Database
+from service.store.engine import Database
 from tests.support import project_settings
 from tests.support.monitor import FeedServer, KeywordModel, Route, big_rss
 

@@ -16,7 +16,7 @@ from tests.support.monitor import AUTH, TOKEN, FeedServer
 
 def test_monitoring_on_postgres(tiny_registry, tmp_path, monkeypatch, pg_url):
     from service.app import create_app
-    from service.store_models import Base
+    from service.store.tables import Base
 
     monkeypatch.delenv("STANCE_API_TOKEN", raising=False)
     shutil.copytree(tiny_registry, tmp_path / "models")
@@ -55,6 +55,6 @@ def test_monitoring_on_postgres(tiny_registry, tmp_path, monkeypatch, pg_url):
             assert [v["version"] for v in versions] == ["vtest-b"]
     finally:
         server.stop()
-        from service.store import open_database
+        from service.store.engine import open_database
 
         Base.metadata.drop_all(open_database(settings).engine)

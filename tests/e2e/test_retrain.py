@@ -5,35 +5,26 @@ requests keep flowing with zero errors; a restart comes back with the promoted v
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from collections import Counter
 
 import httpx
 
-from tests.support.admin import AUTH, SEED_FILE, LiveServer, seed_dir, tiny_base_model, tiny_bundle, write_config
+from tests.support.admin import (
+    AUTH,
+    SEED_FILE,
+    LiveServer,
+    seed_dir,
+    serve_command,
+    tiny_base_model,
+    tiny_bundle,
+    write_config,
+)
 from training.registry import Registry
 
 JOB_TIMEOUT_S = 600
 BATCH3 = SEED_FILE.parent / "annotations_batch3.jsonl"
-
-
-def _serve_cmd(cfg) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "service.cli",
-        "serve",
-        "--config",
-        str(cfg),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "{port}",
-        "--log-level",
-        "warning",
-    ]
 
 
 def test_annotate_retrain_gate_hot_swap(tmp_path):
@@ -45,7 +36,7 @@ def test_annotate_retrain_gate_hot_swap(tmp_path):
     tiny_bundle(models, "v0-start", threshold=0.999)
     Registry(models).set_current("v0-start", "test start")
 
-    with LiveServer(cfg, command=_serve_cmd(cfg), ready_path="/readyz") as server:
+    with LiveServer(cfg, command=serve_command(cfg), ready_path="/readyz") as server:
         http = httpx.Client(base_url=server.url, timeout=60)
         # analysts add a batch (new documents) through the API
         new = [json.loads(line) for line in BATCH3.read_text().splitlines()[:60]]
@@ -116,7 +107,7 @@ def test_annotate_retrain_gate_hot_swap(tmp_path):
         assert http.post(f"/v1/models/{version}/promote", headers=AUTH).status_code == 200
 
     # a restarted service comes back with the promoted version and the job's record
-    with LiveServer(cfg, command=_serve_cmd(cfg), ready_path="/readyz") as again:
+    with LiveServer(cfg, command=serve_command(cfg), ready_path="/readyz") as again:
         assert httpx.post(again.url + "/v1/classify", json={"text": "x y z"}).json()["model_version"] == version
         assert httpx.get(f"{again.url}/v1/jobs/{job_id}").json()["state"] == "succeeded"
         assert httpx.get(again.url + "/v1/annotations", params={"batch": "week-25"}).json()["total"] == 60

@@ -67,7 +67,7 @@ def test_stance_serve_subprocess(tmp_path: Path, tiny_registry: Path) -> None:
         # error statuses counted by kind (the blank text gets 422s), nothing lost.
         import asyncio
 
-        from service.bench import _load
+        from service.bench.throughput import _load
 
         load = asyncio.run(_load("127.0.0.1", port, ["Ukraine should join NATO.", " "], clients=4, seconds=1.0))
         assert load["requests"] > 0 and load["error_kinds"].keys() == {"422"}
@@ -92,7 +92,7 @@ def test_serve_trains_first_when_registry_is_empty(tmp_path: Path, monkeypatch) 
     from typer.testing import CliRunner
 
     import training.train
-    from service.cli import app
+    from service.cli.main import app
     from tests.support.tiny import make_tiny_bundle
     from training.registry import Registry
 

@@ -22,7 +22,7 @@ QUICK = {"epochs": 1, "n_folds": 2, "batch_size": 16}
 
 def _stance(*args, env=None):
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args],
+        [sys.executable, "-m", "service.cli.main", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

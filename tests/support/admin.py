@@ -3,7 +3,7 @@
 - `tiny_base_model(dir)`: a random 1-layer BERT + the real tokenizer, so `stance train`
   runs in seconds.
 - `write_config(...)`: a YAML layered over default.yaml with every path in a temp dir.
-- `make_app(settings)`: a bare FastAPI app with a fake scorer and `service.admin.install`,
+- `make_app(settings)`: a bare FastAPI app with a fake scorer and `service.api.admin.install`,
   to test the admin API without the scoring service.
 - `LiveServer`: that app (or `stance serve`) in a subprocess on a free loopback port.
 """
@@ -98,7 +98,7 @@ def tiny_bundle(models_dir: Path, version: str, threshold: float | None = None, 
 
 
 class FakeScorer:
-    """Stands in for service.scoring's scorer: records swaps."""
+    """Stands in for service.scoring.scorer's scorer: records swaps."""
 
     def __init__(self) -> None:
         self.bundle: Any = None
@@ -116,13 +116,15 @@ class FakeScorer:
 def make_app(settings: Any) -> Any:
     from fastapi import FastAPI
 
-    from service import admin
-    from service.limits import install_error_handling
+    from service.api import admin
+    from service.api.limits import install_error_handling
+    from service.lifespan import run_parts
 
-    app = FastAPI()
+    parts: list[Any] = []
+    app = FastAPI(lifespan=lambda a: run_parts(a, parts))
     app.state.settings = settings
     app.state.scorer = FakeScorer()
-    admin.install(app, settings)
+    parts.append(admin.install(app, settings))
     install_error_handling(app, settings.service, feed_paths=[])
     return app
 
@@ -134,6 +136,16 @@ def serve_admin_app(config: str, port: int) -> None:
     from service.settings import load_service_settings
 
     uvicorn.run(make_app(load_service_settings(config, PROJECT)), host="127.0.0.1", port=port, log_level="warning")
+
+
+def serve_command(config: Path) -> list[str]:
+    """`stance serve` with `config` on loopback; LiveServer fills in `{port}`."""
+    return [sys.executable, "-m", "service.cli.main", "serve", "--config", str(config), "--host", "127.0.0.1"] + [
+        "--port",
+        "{port}",
+        "--log-level",
+        "warning",
+    ]
 
 
 def free_port() -> int:
@@ -203,24 +215,6 @@ class LiveServer:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
-
-
-def serve_command(config: Path) -> list[str]:
-    """`stance serve` for LiveServer (its `{port}` is filled in there)."""
-    return [
-        sys.executable,
-        "-m",
-        "service.cli",
-        "serve",
-        "--config",
-        str(config),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "{port}",
-        "--log-level",
-        "warning",
-    ]
 
 
 def copy_tree(src: Path, dst: Path) -> Path:

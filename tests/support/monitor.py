@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from service.monitor.ingest import Scored
-from service.statements import WindowSplitter
+from service.scoring.statements import WindowSplitter
 from tests.support import project_settings
 from training.base_model import base_model_dir
 from training.bundle import Prediction

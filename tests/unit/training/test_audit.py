@@ -85,7 +85,7 @@ def test_audit_cli_writes_the_ranking_and_label_studio_tasks(tmp_path):
         [
             sys.executable,
             "-m",
-            "service.cli",
+            "service.cli.main",
             "annotations",
             "audit",
             "--config",
@@ -111,7 +111,7 @@ def test_audit_cli_writes_the_ranking_and_label_studio_tasks(tmp_path):
     assert len(done.stdout.strip().splitlines()) == 5
     assert len(json.loads(ls.read_text())) == len(rows)
     missing = subprocess.run(
-        [sys.executable, "-m", "service.cli", "annotations", "audit", "--config", str(cfg)],
+        [sys.executable, "-m", "service.cli.main", "annotations", "audit", "--config", str(cfg)],
         capture_output=True,
         text=True,
         timeout=600,

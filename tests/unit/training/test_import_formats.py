@@ -22,7 +22,7 @@ T3 = "Security guarantees are no substitute for NATO membership, Kyiv said."
 
 @pytest.fixture
 def store(tmp_path):
-    from service.store import AnnotationStore
+    from service.store.repository import AnnotationStore
 
     return AnnotationStore(load_service_settings(write_config(tmp_path)))
 
@@ -128,7 +128,7 @@ def test_disagreeing_annotators_are_listed_as_conflicts(store):
 
 
 def test_cli_import_export_stats(tmp_path):
-    from service.cli import app
+    from service.cli.main import app
 
     cfg = write_config(tmp_path)
     runner = CliRunner()
