@@ -271,7 +271,7 @@ class JobManager:
                     if self._row(job_id).state not in ACTIVE:  # cancelled through another replica
                         if job.pid and _alive(job.pid, job.pid_started):
                             _kill_group(job.pid)
-                        return
+                        break
                     if proc is not None:
                         code = proc.poll()
                         if code is not None:
@@ -420,6 +420,7 @@ class JobManager:
             _kill_group(job.pid)
         if job_id not in self._threads or not self._threads[job_id].is_alive():
             self._finish(job_id, None)
+            leases.drop(self.db, job_id)  # whoever held it: the job is over
         return self.get(job_id)
 
     def wait(self, job_id: str, timeout: float | None = None) -> dict[str, Any]:

@@ -112,6 +112,12 @@ def release(db: Database, job_ids: list[str], holder: str, drop: bool = False) -
             row.expires_at = _now() - timedelta(seconds=1)
 
 
+def drop(db: Database, job_id: str) -> None:
+    """Forget a finished job's lease, whoever held it (a cancel through another replica)."""
+    with db.write() as s:
+        s.execute(delete(JobLease).where(JobLease.job_id == job_id))
+
+
 def _candidates(db: Database, slot: int, now: datetime) -> bool:
     """A plain read first: the write transaction (SQLite: the database's write lock) is
     taken only when some active job's lease looks expired or missing."""
