@@ -76,7 +76,9 @@ def patch(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
     for name in ("FeedIn", "FeedPatch"):  # the floor comes from settings, not from the model
         interval = schemas.get(name, {}).get("properties", {}).get("interval_s")
         if interval is not None:
-            interval["anyOf"] = [{"type": "integer", "minimum": settings.monitor.min_interval_s}, {"type": "null"}]
+            for option in interval["anyOf"]:  # the model's own ceiling stays
+                if option.get("type") == "integer":
+                    option["minimum"] = settings.monitor.min_interval_s
     trends = spec.get("paths", {}).get("/v1/trends", {}).get("get", {})
     for param in trends.get("parameters", []):
         if param.get("name") == "label":

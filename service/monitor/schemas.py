@@ -12,6 +12,9 @@ class _In(BaseModel):
 
 
 FeedFormatName = Literal["auto", "rss", "atom", "xml", "jsonl", "ndjson", "text"]
+# A feed polled less often than yearly is not being monitored; the bound also keeps the value
+# inside a 64-bit column and a datetime (schemathesis found a 20-digit interval -> 500).
+INTERVAL_MAX_S = 366 * 24 * 3600
 URL_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$"  # ASCII: what an HTTP client can fetch
 
 
@@ -21,7 +24,9 @@ class FeedIn(_In):
     url: str = Field(
         max_length=2000, pattern=URL_PATTERN, description="http(s) URL of an RSS 2.0 / Atom / JSON Lines feed"
     )
-    interval_s: int | None = Field(None, ge=1, description="seconds between polls (default monitor.default_interval_s)")
+    interval_s: int | None = Field(
+        None, ge=1, le=INTERVAL_MAX_S, description="seconds between polls (default monitor.default_interval_s)"
+    )
     format: FeedFormatName = Field(
         "auto", description="how to read the feed (auto: from its content type and first bytes)"
     )
@@ -32,7 +37,7 @@ class FeedPatch(_In):
     name: str | None = Field(None, min_length=1, max_length=200)
     outlet: str | None = Field(None, min_length=1, max_length=200)
     url: str | None = Field(None, max_length=2000, pattern=URL_PATTERN)
-    interval_s: int | None = Field(None, ge=1)
+    interval_s: int | None = Field(None, ge=1, le=INTERVAL_MAX_S)
     format: FeedFormatName | None = None
     enabled: StrictBool | None = None
 

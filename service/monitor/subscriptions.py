@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from service.monitor.ingest import aware
+from service.monitor.schemas import INTERVAL_MAX_S
 from service.monitor.tables import Article, Feed, Poll
 from service.scoring.feeds import FORMAT_ALIASES
 from service.settings import MonitorSettings
@@ -42,8 +43,11 @@ def check_fields(values: dict[str, Any], settings: MonitorSettings) -> None:
         parts = urlparse(str(values["url"]))
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise FeedInvalid(f"'url' must be an http(s) URL, got {values['url']!r}")
-    if "interval_s" in values and values["interval_s"] is not None and values["interval_s"] < settings.min_interval_s:
-        raise FeedInvalid(f"'interval_s' must be at least {settings.min_interval_s} (monitor.min_interval_s)")
+    interval = values.get("interval_s")
+    if interval is not None and not settings.min_interval_s <= interval <= INTERVAL_MAX_S:
+        raise FeedInvalid(
+            f"'interval_s' must be from {settings.min_interval_s} (monitor.min_interval_s) to {INTERVAL_MAX_S} (a year)"
+        )
     if "format" in values and values["format"] not in FORMATS:
         raise FeedInvalid(f"'format' must be one of {', '.join(FORMATS)}")
 

@@ -89,6 +89,10 @@ def test_feed_crud_and_auth(client, server):
     assert bad.status_code == 422 and bad.json()["problems"][0]["field"] == "url"
     short = client.post("/v1/feeds", json={**body, "name": "y", "url": server.url("/y"), "interval_s": 1}, headers=AUTH)
     assert short.status_code == 422 and "interval_s" in short.text
+    huge = client.post(
+        "/v1/feeds", json={**body, "name": "z", "url": server.url("/z"), "interval_s": 10**20}, headers=AUTH
+    )
+    assert huge.status_code == 422 and "interval_s" in huge.text
     assert client.patch(f"/v1/feeds/{feed['id']}", json={"interval_s": 120}).status_code == 401
     patched = client.patch(f"/v1/feeds/{feed['id']}", json={"interval_s": 120, "enabled": False}, headers=AUTH)
     assert patched.json()["interval_s"] == 120 and patched.json()["enabled"] is False
