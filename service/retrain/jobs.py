@@ -6,11 +6,15 @@ answering on the current bundle. Training registers its bundle with `--no-promot
 (written to a temp folder and renamed, so a killed run leaves no loadable half-bundle);
 the service then runs the gate (service.retrain.gate) and promotes or rejects.
 
-Why the database: job state survives a restart. On start-up `recover()` looks at jobs that
-were active: a training process still alive is adopted and followed; one that finished
-while the service was down is judged from its result line; one that died is marked
-failed with its log. A unique `active` column makes "one retrain at a time" a database
-fact, so two service processes cannot both start one.
+Why the database: job state survives a restart, and several replicas share it. A unique
+`active` column makes "one retrain at a time" a database fact, so two service processes
+cannot both start one. Each active job is leased to the replica that follows it
+(service/retrain/leases.py): a heartbeat thread renews the lease every `jobs.heartbeat_s`
+and looks for jobs whose lease expired (`recover()`; also at start-up). Such a job's
+replica died: a training process still alive on this host is adopted and followed; one
+that finished is judged from its result line in the job folder; one that died (or ran on
+a host this replica cannot see, without a result) is marked failed with the reason and
+its log. docs/REPLICAS.md has the whole story.
 
 States: queued -> running -> judging -> succeeded (promoted) | rejected (gate said no)
 | failed | cancelled.
@@ -38,7 +42,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from service.retrain import gate
+from service.retrain import gate, leases
 from service.retrain.promotion import CANDIDATE, PROMOTED, REJECTED, ModelAdmin, PromotionError
 from service.settings import Settings
 from service.store.engine import Database, open_database
@@ -54,6 +58,7 @@ log = logging.getLogger("stance.jobs")
 QUEUED, RUNNING, JUDGING = "queued", "running", "judging"
 SUCCEEDED, REJECTED_STATE, FAILED, CANCELLED = "succeeded", "rejected", "failed", "cancelled"
 ACTIVE = (QUEUED, RUNNING, JUDGING)
+RETRAIN_SLOT = 1  # value of `jobs.active` for a retrain (re-scoring uses 2)
 DEFAULT = DEFAULT_CONFIG_NAME
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")  # a file name in configs/, never a path
 _PRIVATE_FILE, _PRIVATE_DIR = 0o600, 0o700  # job folders hold the training data snapshot
@@ -172,6 +177,12 @@ class JobManager:
         self._threads: dict[str, threading.Thread] = {}
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._cancelled: set[str] = set()
+        self.holder = leases.replica_id()
+        leases.ensure_table(self.db)
+        self._lost: set[str] = set()  # leases another replica took over (this one was too slow)
+        self._takeovers: dict[str, leases.Takeover] = {}
+        self._keeper: threading.Thread | None = None
+        self._keeper_lock = threading.Lock()
 
     # ------------------------------------------------------------ start
 
@@ -183,11 +194,13 @@ class JobManager:
         job_dir = self.root / job_id
         try:
             with self.db.write() as s:
-                s.add(Job(id=job_id, state=QUEUED, active=1, config=name, job_dir=str(job_dir)))
+                s.add(Job(id=job_id, state=QUEUED, active=RETRAIN_SLOT, config=name, job_dir=str(job_dir)))
+                leases.add_lease(s, job_id, self.holder, self.settings.jobs.lease_s)
         except IntegrityError:
             with self.db.read() as s:
-                active = s.scalar(select(Job.id).where(Job.active == 1))
+                active = s.scalar(select(Job.id).where(Job.active == RETRAIN_SLOT))
             raise JobConflict(active or "?") from None
+        self._ensure_keeper()
         try:
             job_dir.mkdir(parents=True, exist_ok=True, mode=_PRIVATE_DIR)
             os.chmod(job_dir, _PRIVATE_DIR)
@@ -248,15 +261,24 @@ class JobManager:
             deadline = started.timestamp() + self.settings.jobs.timeout_s
             code: int | None = None
             timed_out = False
+            takeover = self._takeovers.get(job_id)
+            here = takeover is None or takeover.host in (None, leases.hostname())
             if job.state == RUNNING:
                 while True:
+                    if job_id in self._lost:
+                        log.error("job %s: another replica took it over; no longer followed here", job_id)
+                        return
+                    if self._row(job_id).state not in ACTIVE:  # cancelled through another replica
+                        if job.pid and _alive(job.pid, job.pid_started):
+                            _kill_group(job.pid)
+                        break
                     if proc is not None:
                         code = proc.poll()
                         if code is not None:
                             break
-                    elif not _alive(job.pid, job.pid_started):
-                        break  # adopted process ended; its exit code is unknown
-                    if time.time() > deadline and job.pid:
+                    elif not here or not _alive(job.pid, job.pid_started):
+                        break  # adopted process ended (its exit code is unknown) or runs elsewhere
+                    if time.time() > deadline and job.pid and here:
                         timed_out = True
                         _kill_group(job.pid)
                         code = proc.wait() if proc is not None else None
@@ -269,9 +291,13 @@ class JobManager:
             self._update(job_id, state=FAILED, active=None, finished_at=_now(), error=f"monitor error: {exc}")
         finally:
             self._procs.pop(job_id, None)
+        if job_id not in self._lost:
+            leases.release(self.db, [job_id], self.holder, drop=True)
 
     def _finish(self, job_id: str, code: int | None, timed_out: bool = False) -> None:
         job = self._row(job_id)
+        if job.state not in ACTIVE:
+            return  # already finished (e.g. cancelled through another replica)
         job_dir = Path(job.job_dir)
         tail = "\n".join(read_tail(job_dir / "train.log", self.settings.jobs.log_tail_lines))
         result = _result_line(job_dir / "train.out")
@@ -289,6 +315,13 @@ class JobManager:
                 why = f"training exited with code {code}"
             else:
                 why = "training process ended without a result (died or was killed)"
+            takeover = self._takeovers.get(job_id)
+            if takeover is not None and not (timed_out or code not in (0, None)):
+                host = takeover.host
+                if host not in (None, leases.hostname()):
+                    why = f"{takeover.describe()}; its training ran on host {host} (not visible here), no result"
+                else:
+                    why = f"{takeover.describe()}; its training process ended without a result (died or was killed)"
             self._update(
                 job_id,
                 state=FAILED,
@@ -342,21 +375,41 @@ class JobManager:
     # ------------------------------------------------------------ lifecycle
 
     def recover(self) -> list[str]:
-        """Pick up jobs that were active when the service stopped (see module docstring)."""
-        with self.db.read() as s:
-            active = list(s.scalars(select(Job).where(Job.active == 1)))
-        for job in active:
-            if job.state == QUEUED:
-                self._update(
-                    job.id,
-                    state=FAILED,
-                    active=None,
-                    finished_at=_now(),
-                    error="the service stopped before the job started",
-                )
-            elif job.id not in self._threads:
-                self._follow(job.id)
-        return [j.id for j in active]
+        """Take over active jobs whose replica stopped (lease expired or released; see the
+        module docstring); returns their ids. Also starts the heartbeat thread."""
+        self._ensure_keeper()
+        taken = leases.take_orphans(self.db, RETRAIN_SLOT, self.holder, self.settings.jobs.lease_s)
+        for takeover in taken:
+            job_id = takeover.job_id
+            log.warning("job %s: taking over; %s", job_id, takeover.describe())
+            self._takeovers[job_id] = takeover
+            self._lost.discard(job_id)
+            if self._row(job_id).state == QUEUED:
+                why = f"the service stopped before the job started: {takeover.describe()}"
+                self._update(job_id, state=FAILED, active=None, finished_at=_now(), error=why)
+                leases.release(self.db, [job_id], self.holder, drop=True)
+            elif job_id not in self._threads or not self._threads[job_id].is_alive():
+                self._follow(job_id)
+        return [t.job_id for t in taken]
+
+    def heartbeat(self) -> None:
+        """Renew the leases of the jobs this replica follows; note the ones it lost."""
+        mine = [job_id for job_id, t in list(self._threads.items()) if t.is_alive() and job_id not in self._lost]
+        self._lost |= leases.renew(self.db, mine, self.holder, self.settings.jobs.lease_s)
+
+    def _ensure_keeper(self) -> None:
+        with self._keeper_lock:
+            if self._keeper is None and not self._stop.is_set():
+                self._keeper = threading.Thread(target=self._keep, name="job-leases", daemon=True)
+                self._keeper.start()
+
+    def _keep(self) -> None:
+        while not self._stop.wait(self.settings.jobs.heartbeat_s):
+            try:
+                self.heartbeat()
+                self.recover()
+            except Exception:  # keep beating; a database hiccup must not orphan our jobs
+                log.exception("job lease heartbeat failed")
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         job = self._row(job_id)
@@ -367,6 +420,7 @@ class JobManager:
             _kill_group(job.pid)
         if job_id not in self._threads or not self._threads[job_id].is_alive():
             self._finish(job_id, None)
+            leases.drop(self.db, job_id)  # whoever held it: the job is over
         return self.get(job_id)
 
     def wait(self, job_id: str, timeout: float | None = None) -> dict[str, Any]:
@@ -381,6 +435,10 @@ class JobManager:
         self._stop.set()
         for t in list(self._threads.values()):
             t.join(timeout=self.settings.jobs.poll_interval_s * 2)
+        if self._keeper is not None:
+            self._keeper.join(timeout=self.settings.jobs.heartbeat_s * 2)
+        # expire (not drop) our leases: another replica, or this one restarted, takes over at once
+        leases.release(self.db, list(self._threads), self.holder)
 
     # ------------------------------------------------------------ rows
 
