@@ -31,7 +31,7 @@ from service.monitor.ingest import label_mask, margin, rebuild_daily
 from service.monitor.model import ServiceModel
 from service.monitor.tables import Article, StoredStatement
 from service.retrain import leases
-from service.retrain.jobs import CANCELLED, FAILED, RUNNING, SUCCEEDED, job_dict
+from service.retrain.job_states import CANCELLED, FAILED, RUNNING, SUCCEEDED, job_dict
 from service.settings import Settings
 from service.store.engine import Database
 from service.store.job_rows import update_job

@@ -22,12 +22,9 @@ States: queued -> running -> judging -> succeeded (promoted) | rejected (gate sa
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 import secrets
-import signal
 import subprocess
 import sys
 import threading
@@ -43,7 +40,20 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from service.retrain import gate, leases
-from service.retrain.promotion import CANDIDATE, PROMOTED, REJECTED, ModelAdmin, PromotionError
+from service.retrain.configs import effective_config
+from service.retrain.job_states import (
+    ACTIVE,
+    CANCELLED,
+    FAILED,
+    JUDGING,
+    QUEUED,
+    REJECTED_STATE,
+    RUNNING,
+    SUCCEEDED,
+    job_dict,
+)
+from service.retrain.process import alive, kill_group, private_file, read_tail, result_line
+from service.retrain.promotion import CANDIDATE, REJECTED, ModelAdmin, PromotionError
 from service.settings import Settings
 from service.store.engine import Database, open_database
 from service.store.job_rows import update_job
@@ -51,19 +61,12 @@ from service.store.repository import AnnotationStore
 from service.store.tables import Job
 from training.annotations import load_annotations
 from training.progress import PROGRESS_ENV, read_progress
-from training.settings import CONFIG_ENV, DEFAULT_CONFIG_NAME, ROOT_ENV, layered_config, load_settings
+from training.settings import CONFIG_ENV, ROOT_ENV, load_settings
 
 log = logging.getLogger("stance.jobs")
 
-QUEUED, RUNNING, JUDGING = "queued", "running", "judging"
-SUCCEEDED, REJECTED_STATE, FAILED, CANCELLED = "succeeded", "rejected", "failed", "cancelled"
-ACTIVE = (QUEUED, RUNNING, JUDGING)
 RETRAIN_SLOT = 1  # value of `jobs.active` for a retrain (re-scoring uses 2)
-DEFAULT = DEFAULT_CONFIG_NAME
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")  # a file name in configs/, never a path
-_PRIVATE_FILE, _PRIVATE_DIR = 0o600, 0o700  # job folders hold the training data snapshot
-_LOG_READ_BYTES = 1 << 16  # enough for any tail we show
-_KILL_GRACE_S = 5.0
+_PRIVATE_DIR = 0o700  # job folders hold the training data snapshot
 PROGRESS_FILE = "progress.json"  # written by the training process (training/progress.py)
 
 
@@ -77,91 +80,8 @@ class JobNotFound(KeyError):
     pass
 
 
-class ConfigNotFound(ValueError):
-    pass
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def available_configs(configs_dir: Path) -> list[str]:
-    return [DEFAULT] + sorted(p.stem for p in configs_dir.glob("*.yaml") if p.stem != DEFAULT)
-
-
-def effective_config(settings: Settings, name: str) -> dict[str, Any]:
-    """The service's own settings with configs/<name>.yaml layered on top: a retrain uses the
-    service's paths and base model, and the named file's training knobs. Only names of files
-    in configs/ are accepted (never a path from the request)."""
-    data = settings.model_dump(mode="json")
-    data["auth"]["token"] = None  # never written to a job folder (training needs no secret)
-    if name == DEFAULT:
-        return data
-    path = settings.configs_dir / f"{name}.yaml"
-    if not _NAME.match(name) or not path.is_file():
-        raise ConfigNotFound(f"unknown config {name[:100]!r}; available: {available_configs(settings.configs_dir)}")
-    merged = layered_config(data, path, settings.root)  # the same layering as load_settings
-    merged.setdefault("auth", {})["token"] = None  # never write a secret into a job folder
-    return merged
-
-
-def _private(path: Path) -> Path:
-    """Create `path` empty, readable by the owner only (before anything is written to it)."""
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _PRIVATE_FILE))
-    os.chmod(path, _PRIVATE_FILE)
-    return path
-
-
-def read_tail(path: Path, lines: int) -> list[str]:
-    """Last lines of a log; a tqdm line rewritten with \\r shows its latest state only."""
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - _LOG_READ_BYTES))
-            text = fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return []
-    out = [line.rsplit("\r", 1)[-1] if "\r" in line.rstrip("\r") else line.rstrip("\r") for line in text.split("\n")]
-    return [line for line in out if line.strip()][-lines:]
-
-
-def _result_line(stdout: Path) -> dict[str, Any] | None:
-    """Training's last stdout line: {"version", "path", "metrics"}."""
-    for line in reversed(read_tail(stdout, 5)):
-        try:
-            data = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(data, dict) and data.get("version"):
-            return data
-    return None
-
-
-def _alive(pid: int | None, started: float | None) -> bool:
-    if not pid:
-        return False
-    try:
-        proc = psutil.Process(pid)
-        if started is not None and abs(proc.create_time() - started) > 1.0:
-            return False  # the pid was reused by another process
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def _kill_group(pid: int) -> None:
-    """Stop the training process group (training may have workers): TERM, then KILL."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + _KILL_GRACE_S
-        while time.monotonic() < deadline:
-            if not _alive(pid, None):
-                return
-            time.sleep(0.1)
 
 
 class JobManager:
@@ -204,15 +124,15 @@ class JobManager:
         try:
             job_dir.mkdir(parents=True, exist_ok=True, mode=_PRIVATE_DIR)
             os.chmod(job_dir, _PRIVATE_DIR)
-            cfg_path = _private(job_dir / "config.yaml")
+            cfg_path = private_file(job_dir / "config.yaml")
             cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
-            snapshot = _private(job_dir / "snapshot.jsonl")
+            snapshot = private_file(job_dir / "snapshot.jsonl")
             n = self.store.export_jsonl(snapshot)
             proc = self._spawn(job_dir, cfg_path, snapshot)
         except Exception as exc:
             self._update(job_id, state=FAILED, active=None, finished_at=_now(), error=f"could not start: {exc}")
             raise
-        started = psutil.Process(proc.pid).create_time() if _alive(proc.pid, None) else None
+        started = psutil.Process(proc.pid).create_time() if alive(proc.pid, None) else None
         self._update(job_id, state=RUNNING, started_at=_now(), pid=proc.pid, pid_started=started, n_annotations=n)
         self._procs[job_id] = proc
         self._follow(job_id)
@@ -238,8 +158,11 @@ class JobManager:
             "PYTHONUNBUFFERED": "1",
             PROGRESS_ENV: str(job_dir / PROGRESS_FILE),
         }
-        _private(job_dir / "command.txt").write_text(" ".join(cmd) + "\n")
-        with _private(job_dir / "train.out").open("wb") as out, _private(job_dir / "train.log").open("wb") as err:
+        private_file(job_dir / "command.txt").write_text(" ".join(cmd) + "\n")
+        with (
+            private_file(job_dir / "train.out").open("wb") as out,
+            private_file(job_dir / "train.log").open("wb") as err,
+        ):
             return subprocess.Popen(
                 cmd, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True
             )
@@ -269,18 +192,18 @@ class JobManager:
                         log.error("job %s: another replica took it over; no longer followed here", job_id)
                         return
                     if self._row(job_id).state not in ACTIVE:  # cancelled through another replica
-                        if job.pid and _alive(job.pid, job.pid_started):
-                            _kill_group(job.pid)
+                        if job.pid and alive(job.pid, job.pid_started):
+                            kill_group(job.pid)
                         break
                     if proc is not None:
                         code = proc.poll()
                         if code is not None:
                             break
-                    elif not here or not _alive(job.pid, job.pid_started):
+                    elif not here or not alive(job.pid, job.pid_started):
                         break  # adopted process ended (its exit code is unknown) or runs elsewhere
                     if time.time() > deadline and job.pid and here:
                         timed_out = True
-                        _kill_group(job.pid)
+                        kill_group(job.pid)
                         code = proc.wait() if proc is not None else None
                         break
                     if self._stop.wait(self.settings.jobs.poll_interval_s):
@@ -300,7 +223,7 @@ class JobManager:
             return  # already finished (e.g. cancelled through another replica)
         job_dir = Path(job.job_dir)
         tail = "\n".join(read_tail(job_dir / "train.log", self.settings.jobs.log_tail_lines))
-        result = _result_line(job_dir / "train.out")
+        result = result_line(job_dir / "train.out")
         if job_id in self._cancelled:
             self._update(
                 job_id, state=CANCELLED, active=None, finished_at=_now(), exit_code=code, error=f"cancelled\n{tail}"
@@ -341,7 +264,8 @@ class JobManager:
             snapshot = load_annotations([job_dir / "snapshot.jsonl"], job_settings.labels).annotations
             current = self.admin.registry.current()
             current_path = self.admin.registry.resolve(current) if current else None
-            decision = gate.judge(self.admin.registry.resolve(version), current_path, snapshot, self.settings)
+            candidate = self.admin.load(version)  # as it will be served; promoted as is
+            decision = gate.judge(candidate, current_path, snapshot, self.settings)
         except Exception as exc:  # noqa: BLE001 - any failure is reported on the job
             log.exception("job %s: gate failed", job_id)
             self._update(
@@ -355,7 +279,9 @@ class JobManager:
         verdict = decision.to_json()
         if decision.promote:
             try:
-                self.admin.promote(version, f"gate: {decision.reason} (job {job_id})")
+                self.admin.promote(
+                    version, f"gate: {decision.reason} (job {job_id})", bundle=candidate, job_id=job_id, gate=verdict
+                )
             except PromotionError as exc:
                 self._update(
                     job_id,
@@ -366,7 +292,6 @@ class JobManager:
                     error=f"promotion failed: {exc}",
                 )
                 return
-            self.admin.set_status(version, PROMOTED, decision.reason, job_id=job_id, gate=verdict)
             self._update(job_id, state=SUCCEEDED, active=None, finished_at=_now(), gate=verdict)
         else:
             self.admin.set_status(version, REJECTED, decision.reason, job_id=job_id, gate=verdict)
@@ -416,8 +341,8 @@ class JobManager:
         if job.state not in ACTIVE:
             return self.get(job_id)
         self._cancelled.add(job_id)
-        if job.pid and _alive(job.pid, job.pid_started):
-            _kill_group(job.pid)
+        if job.pid and alive(job.pid, job.pid_started):
+            kill_group(job.pid)
         if job_id not in self._threads or not self._threads[job_id].is_alive():
             self._finish(job_id, None)
             leases.drop(self.db, job_id)  # whoever held it: the job is over
@@ -462,30 +387,3 @@ class JobManager:
         with self.db.read() as s:
             ids: Sequence[str] = s.scalars(select(Job.id).order_by(Job.created_at.desc()).limit(limit)).all()
         return [self.get(i) for i in ids]
-
-
-def job_dict(job: Job, progress: dict[str, Any] | None, log_tail: list[str]) -> dict[str, Any]:
-    """The one shape of a job in the API (schemas_admin.JobOut), retrain or re-score."""
-    return {
-        "id": job.id,
-        "kind": job.kind,
-        "state": job.state,
-        "config": job.config,
-        "created_at": _iso(job.created_at),
-        "started_at": _iso(job.started_at),
-        "finished_at": _iso(job.finished_at),
-        "pid": job.pid,
-        "n_annotations": job.n_annotations,
-        "progress": progress,
-        "log_last_line": log_tail[-1] if log_tail and job.state == RUNNING else None,
-        "log_tail": log_tail,
-        "exit_code": job.exit_code,
-        "version": job.version,
-        "metrics": job.metrics,
-        "gate": job.gate,
-        "error": job.error,
-    }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None

@@ -108,7 +108,7 @@ def test_a_cancel_through_another_replica_sticks(settings):
     assert second.cancel(job_id)["state"] == "cancelled"
     job = first.wait(job_id, WAIT_S)  # first's monitor sees the cancel and stops following
     assert job["state"] == "cancelled", job
-    from service.retrain.jobs import _alive
+    from service.retrain.process import alive as _alive
 
     deadline = time.monotonic() + WAIT_S
     while _alive(pid, None) and time.monotonic() < deadline:
