@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from training.settings import Section, load_settings
 from training.settings import Settings as TrainingSettingsModel
@@ -54,7 +54,15 @@ class JobsSettings(Section):
     poll_interval_s: float = Field(1.0, gt=0)
     timeout_s: float = Field(6 * 3600, gt=0)  # a job running longer is killed and failed
     log_tail_lines: int = Field(40, ge=1)
-    watch_registry_s: float = Field(2.0, ge=0)  # follow CURRENT changed by the CLI; 0 = off
+    watch_registry_s: float = Field(2.0, ge=0)  # follow CURRENT moved by the CLI or another replica; 0 = off
+    heartbeat_s: float = Field(5.0, gt=0)  # renew job leases and look for jobs of dead replicas this often
+    lease_s: float = Field(30.0, gt=0)  # a replica silent this long loses its active jobs to another one
+
+    @model_validator(mode="after")
+    def _lease_outlives_heartbeats(self) -> JobsSettings:
+        if self.lease_s < 2 * self.heartbeat_s:
+            raise ValueError(f"jobs.lease_s ({self.lease_s:g}) must be >= 2 x jobs.heartbeat_s ({self.heartbeat_s:g})")
+        return self
 
 
 class AuthSettings(Section):

@@ -3,6 +3,8 @@ it (small limits so the error cases are cheap to hit), and a running TestClient.
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from training.registry import Registry
 TINY_A = "vtest-a"
 TINY_B = "vtest-b"
 DATA = Path(__file__).parent / "data"
+_databases = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
@@ -53,3 +56,34 @@ def client(service_settings: Settings) -> Iterator[TestClient]:  # noqa: F821
 
     with TestClient(create_app(service_settings), raise_server_exceptions=False) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """A temporary PostgreSQL server (tests/support/postgres.py) for the whole session.
+    Without server binaries the tests that need it skip, loudly, except under CI (CI=true),
+    where they fail: `.ci/run` installs Debian's `postgresql`, so a skip there hides a bug."""
+    from tests.support.postgres import BIN_GLOB, find_bin_dir, start_postgres
+
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        why = f"PostgreSQL server binaries not found ({BIN_GLOB}); install Debian's `postgresql` package"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI must run the PostgreSQL tests: {why}")
+        pytest.skip(f"SKIPPED PostgreSQL tests: {why}")
+    server = start_postgres(bin_dir)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(request: pytest.FixtureRequest) -> str:
+    """An empty PostgreSQL database: STANCE_TEST_PG_URL if set (a scratch database you
+    own), else a fresh database on the temporary server."""
+    given = os.environ.get("STANCE_TEST_PG_URL")
+    if given:
+        return given
+    server = request.getfixturevalue("postgres")
+    return server.new_database(f"stance_test_{next(_databases)}")

@@ -63,10 +63,12 @@ class Registry:
             raise BundleError(f"unknown model version {chosen!r} (registry has: {known})")
         return path
 
-    def set_current(self, version: str, reason: str = "") -> None:
-        """Point CURRENT at a verified bundle and log the change."""
+    def set_current(self, version: str, reason: str = "", verified: bool = False) -> None:
+        """Point CURRENT at a verified bundle and log the change (`verified`: the caller has
+        just loaded the bundle, which checked its manifest; not hashed a second time)."""
         path = self.resolve(version)
-        verify_manifest(path)
+        if not verified:
+            verify_manifest(path)
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.root / f".{POINTER}.{secrets.token_hex(4)}"
         tmp.write_text(version + "\n")

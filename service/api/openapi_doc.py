@@ -29,7 +29,7 @@ def _text(max_chars: int, description: str) -> dict[str, Any]:
 def patch(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Write the settings' limits into the component schemas of `spec` (in place)."""
     from service.api.schemas_admin import SOURCE_MAX_CHARS
-    from service.retrain.jobs import available_configs
+    from service.retrain.configs import available_configs
 
     limits = settings.service
     schemas = spec.get("components", {}).get("schemas", {})

@@ -50,7 +50,8 @@ def jobs_show(
     config: Path | None = ConfigOpt,
 ) -> None:
     """One job: progress (phase, step k of n, percent, ETA), then its gate verdict or error."""
-    from service.retrain.jobs import ACTIVE, JobNotFound
+    from service.retrain.job_states import ACTIVE
+    from service.retrain.jobs import JobNotFound
 
     manager = _manager(config)
     try:

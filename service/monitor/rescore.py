@@ -9,6 +9,10 @@ so the walk is linear), `monitor.rescore_chunk` at a time; each chunk's scores, 
 daily counts change in one transaction, so trends are consistent at every moment and a
 stopped job can simply be started again. A promotion during the job is followed: the
 walk continues with the new version.
+
+Several replicas: the job is leased to the replica running it (service/retrain/leases.py,
+renewed every chunk); only a job whose lease expired (its replica died) is failed by
+another replica, at its start-up or when a new re-scoring finds the slot taken.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from sqlalchemy.exc import IntegrityError
 from service.monitor.ingest import label_mask, margin, rebuild_daily
 from service.monitor.model import ServiceModel
 from service.monitor.tables import Article, StoredStatement
-from service.retrain.jobs import CANCELLED, FAILED, RUNNING, SUCCEEDED, job_dict
+from service.retrain import leases
+from service.retrain.job_states import CANCELLED, FAILED, RUNNING, SUCCEEDED, job_dict
 from service.settings import Settings
 from service.store.engine import Database
 from service.store.job_rows import update_job
@@ -73,6 +78,8 @@ class Rescorer:
         self.db = db
         self.model = model
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.holder = leases.replica_id()
+        leases.ensure_table(db)
 
     def _update(self, job_id: str, **values: Any) -> None:
         update_job(self.db, job_id, **values)
@@ -85,13 +92,16 @@ class Rescorer:
         return job_json(job)
 
     def recover(self) -> None:
-        """A re-scoring job left active by a stopped process is failed (starting it again
-        resumes the work: only statements not yet on the current version are scored)."""
-        with self.db.write() as s:
-            for job in s.scalars(select(Job).where(Job.active == ACTIVE_SLOT)):
-                if job.id not in self.tasks:
+        """A re-scoring job left active by a stopped process (its lease expired) is failed
+        (starting it again resumes the work: only statements not yet on the current version
+        are scored). A job another live replica runs is left alone."""
+        for takeover in leases.take_orphans(self.db, ACTIVE_SLOT, self.holder, self.settings.jobs.lease_s):
+            with self.db.write() as s:
+                job = s.get(Job, takeover.job_id)
+                if job is not None and job.id not in self.tasks:
                     job.state, job.active, job.finished_at = FAILED, None, _now()
-                    job.error = "the service stopped during the job; start it again to finish"
+                    job.error = f"the service stopped during the job ({takeover.describe()}); start it again to finish"
+            leases.release(self.db, [takeover.job_id], self.holder, drop=True)
 
     async def start(self) -> dict[str, Any]:
         job_id = f"{_now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
@@ -99,9 +109,13 @@ class Rescorer:
         try:
             await asyncio.to_thread(self._insert, job_id, str(job_dir))
         except IntegrityError:
-            with self.db.read() as s:
-                active = s.scalar(select(Job.id).where(Job.active == ACTIVE_SLOT))
-            raise RescoreConflict(active or "?") from None
+            await asyncio.to_thread(self.recover)  # the slot may be held by a dead replica's job
+            try:
+                await asyncio.to_thread(self._insert, job_id, str(job_dir))
+            except IntegrityError:
+                with self.db.read() as s:
+                    active = s.scalar(select(Job.id).where(Job.active == ACTIVE_SLOT))
+                raise RescoreConflict(active or "?") from None
         self.tasks[job_id] = asyncio.create_task(self._run(job_id))
         return await asyncio.to_thread(self.get, job_id)
 
@@ -120,6 +134,7 @@ class Rescorer:
                     metrics={"rescored": 0, "total": self._remaining(s, self.model.version)},
                 )
             )
+            leases.add_lease(s, job_id, self.holder, self.settings.jobs.lease_s)
 
     @staticmethod
     def _remaining(s: Any, version: str) -> int:
@@ -210,6 +225,7 @@ class Rescorer:
                 await asyncio.to_thread(
                     self._update, job_id, version=scored.version, metrics={"rescored": done, "total": total}
                 )
+                await asyncio.to_thread(leases.renew, self.db, [job_id], self.holder, self.settings.jobs.lease_s)
             await asyncio.to_thread(self._update, job_id, state=SUCCEEDED, active=None, finished_at=_now())
         except asyncio.CancelledError:
             self._update(
@@ -233,6 +249,7 @@ class Rescorer:
         finally:
             if self._state(job_id) == CANCELLED:
                 self._update(job_id, active=None)
+            leases.release(self.db, [job_id], self.holder, drop=True)
 
     def _total(self, version: str) -> int:
         with self.db.read() as s:

@@ -1,0 +1,1 @@
+"""Retraining: jobs, gate, promotion (target home of service/jobs.py, gate.py, promotion.py)."""

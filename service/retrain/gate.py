@@ -73,15 +73,18 @@ def compare(gate: GateSettings, candidate: float, current: float, ci: list[float
 
 
 def judge(
-    candidate_path: Path,
+    candidate: Bundle | Path,
     current_path: Path | None,
     snapshot: Sequence[Annotation],
     settings: Settings,
 ) -> GateDecision:
-    """Evaluate candidate and current bundle on the held-out statements of `snapshot`."""
+    """Evaluate candidate and current bundle on the held-out statements of `snapshot`.
+    `candidate` is best the loaded bundle that will be served if it passes (a retrain
+    loads it once for the gate and the promotion); a path is loaded here."""
     gate, tr = settings.gate, settings.training
     _, held = split_holdout(snapshot, tr.holdout_fraction, tr.holdout_salt)
-    candidate = load_bundle(candidate_path, settings.inference)
+    if isinstance(candidate, Path):
+        candidate = load_bundle(candidate, settings.inference)
     base = dict(
         metric=gate.metric,
         tolerance=gate.tolerance,

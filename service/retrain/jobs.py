@@ -6,11 +6,15 @@ answering on the current bundle. Training registers its bundle with `--no-promot
 (written to a temp folder and renamed, so a killed run leaves no loadable half-bundle);
 the service then runs the gate (service.retrain.gate) and promotes or rejects.
 
-Why the database: job state survives a restart. On start-up `recover()` looks at jobs that
-were active: a training process still alive is adopted and followed; one that finished
-while the service was down is judged from its result line; one that died is marked
-failed with its log. A unique `active` column makes "one retrain at a time" a database
-fact, so two service processes cannot both start one.
+Why the database: job state survives a restart, and several replicas share it. A unique
+`active` column makes "one retrain at a time" a database fact, so two service processes
+cannot both start one. Each active job is leased to the replica that follows it
+(service/retrain/leases.py): a heartbeat thread renews the lease every `jobs.heartbeat_s`
+and looks for jobs whose lease expired (`recover()`; also at start-up). Such a job's
+replica died: a training process still alive on this host is adopted and followed; one
+that finished is judged from its result line in the job folder; one that died (or ran on
+a host this replica cannot see, without a result) is marked failed with the reason and
+its log. docs/REPLICAS.md has the whole story.
 
 States: queued -> running -> judging -> succeeded (promoted) | rejected (gate said no)
 | failed | cancelled.
@@ -18,12 +22,9 @@ States: queued -> running -> judging -> succeeded (promoted) | rejected (gate sa
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 import secrets
-import signal
 import subprocess
 import sys
 import threading
@@ -38,8 +39,21 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from service.retrain import gate
-from service.retrain.promotion import CANDIDATE, PROMOTED, REJECTED, ModelAdmin, PromotionError
+from service.retrain import gate, leases
+from service.retrain.configs import effective_config
+from service.retrain.job_states import (
+    ACTIVE,
+    CANCELLED,
+    FAILED,
+    JUDGING,
+    QUEUED,
+    REJECTED_STATE,
+    RUNNING,
+    SUCCEEDED,
+    job_dict,
+)
+from service.retrain.process import alive, kill_group, private_file, read_tail, result_line
+from service.retrain.promotion import CANDIDATE, REJECTED, ModelAdmin, PromotionError
 from service.settings import Settings
 from service.store.engine import Database, open_database
 from service.store.job_rows import update_job
@@ -47,18 +61,12 @@ from service.store.repository import AnnotationStore
 from service.store.tables import Job
 from training.annotations import load_annotations
 from training.progress import PROGRESS_ENV, read_progress
-from training.settings import CONFIG_ENV, DEFAULT_CONFIG_NAME, ROOT_ENV, layered_config, load_settings
+from training.settings import CONFIG_ENV, ROOT_ENV, load_settings
 
 log = logging.getLogger("stance.jobs")
 
-QUEUED, RUNNING, JUDGING = "queued", "running", "judging"
-SUCCEEDED, REJECTED_STATE, FAILED, CANCELLED = "succeeded", "rejected", "failed", "cancelled"
-ACTIVE = (QUEUED, RUNNING, JUDGING)
-DEFAULT = DEFAULT_CONFIG_NAME
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")  # a file name in configs/, never a path
-_PRIVATE_FILE, _PRIVATE_DIR = 0o600, 0o700  # job folders hold the training data snapshot
-_LOG_READ_BYTES = 1 << 16  # enough for any tail we show
-_KILL_GRACE_S = 5.0
+RETRAIN_SLOT = 1  # value of `jobs.active` for a retrain (re-scoring uses 2)
+_PRIVATE_DIR = 0o700  # job folders hold the training data snapshot
 PROGRESS_FILE = "progress.json"  # written by the training process (training/progress.py)
 
 
@@ -72,91 +80,8 @@ class JobNotFound(KeyError):
     pass
 
 
-class ConfigNotFound(ValueError):
-    pass
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def available_configs(configs_dir: Path) -> list[str]:
-    return [DEFAULT] + sorted(p.stem for p in configs_dir.glob("*.yaml") if p.stem != DEFAULT)
-
-
-def effective_config(settings: Settings, name: str) -> dict[str, Any]:
-    """The service's own settings with configs/<name>.yaml layered on top: a retrain uses the
-    service's paths and base model, and the named file's training knobs. Only names of files
-    in configs/ are accepted (never a path from the request)."""
-    data = settings.model_dump(mode="json")
-    data["auth"]["token"] = None  # never written to a job folder (training needs no secret)
-    if name == DEFAULT:
-        return data
-    path = settings.configs_dir / f"{name}.yaml"
-    if not _NAME.match(name) or not path.is_file():
-        raise ConfigNotFound(f"unknown config {name[:100]!r}; available: {available_configs(settings.configs_dir)}")
-    merged = layered_config(data, path, settings.root)  # the same layering as load_settings
-    merged.setdefault("auth", {})["token"] = None  # never write a secret into a job folder
-    return merged
-
-
-def _private(path: Path) -> Path:
-    """Create `path` empty, readable by the owner only (before anything is written to it)."""
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _PRIVATE_FILE))
-    os.chmod(path, _PRIVATE_FILE)
-    return path
-
-
-def read_tail(path: Path, lines: int) -> list[str]:
-    """Last lines of a log; a tqdm line rewritten with \\r shows its latest state only."""
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - _LOG_READ_BYTES))
-            text = fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return []
-    out = [line.rsplit("\r", 1)[-1] if "\r" in line.rstrip("\r") else line.rstrip("\r") for line in text.split("\n")]
-    return [line for line in out if line.strip()][-lines:]
-
-
-def _result_line(stdout: Path) -> dict[str, Any] | None:
-    """Training's last stdout line: {"version", "path", "metrics"}."""
-    for line in reversed(read_tail(stdout, 5)):
-        try:
-            data = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(data, dict) and data.get("version"):
-            return data
-    return None
-
-
-def _alive(pid: int | None, started: float | None) -> bool:
-    if not pid:
-        return False
-    try:
-        proc = psutil.Process(pid)
-        if started is not None and abs(proc.create_time() - started) > 1.0:
-            return False  # the pid was reused by another process
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def _kill_group(pid: int) -> None:
-    """Stop the training process group (training may have workers): TERM, then KILL."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + _KILL_GRACE_S
-        while time.monotonic() < deadline:
-            if not _alive(pid, None):
-                return
-            time.sleep(0.1)
 
 
 class JobManager:
@@ -172,6 +97,12 @@ class JobManager:
         self._threads: dict[str, threading.Thread] = {}
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._cancelled: set[str] = set()
+        self.holder = leases.replica_id()
+        leases.ensure_table(self.db)
+        self._lost: set[str] = set()  # leases another replica took over (this one was too slow)
+        self._takeovers: dict[str, leases.Takeover] = {}
+        self._keeper: threading.Thread | None = None
+        self._keeper_lock = threading.Lock()
 
     # ------------------------------------------------------------ start
 
@@ -183,23 +114,25 @@ class JobManager:
         job_dir = self.root / job_id
         try:
             with self.db.write() as s:
-                s.add(Job(id=job_id, state=QUEUED, active=1, config=name, job_dir=str(job_dir)))
+                s.add(Job(id=job_id, state=QUEUED, active=RETRAIN_SLOT, config=name, job_dir=str(job_dir)))
+                leases.add_lease(s, job_id, self.holder, self.settings.jobs.lease_s)
         except IntegrityError:
             with self.db.read() as s:
-                active = s.scalar(select(Job.id).where(Job.active == 1))
+                active = s.scalar(select(Job.id).where(Job.active == RETRAIN_SLOT))
             raise JobConflict(active or "?") from None
+        self._ensure_keeper()
         try:
             job_dir.mkdir(parents=True, exist_ok=True, mode=_PRIVATE_DIR)
             os.chmod(job_dir, _PRIVATE_DIR)
-            cfg_path = _private(job_dir / "config.yaml")
+            cfg_path = private_file(job_dir / "config.yaml")
             cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
-            snapshot = _private(job_dir / "snapshot.jsonl")
+            snapshot = private_file(job_dir / "snapshot.jsonl")
             n = self.store.export_jsonl(snapshot)
             proc = self._spawn(job_dir, cfg_path, snapshot)
         except Exception as exc:
             self._update(job_id, state=FAILED, active=None, finished_at=_now(), error=f"could not start: {exc}")
             raise
-        started = psutil.Process(proc.pid).create_time() if _alive(proc.pid, None) else None
+        started = psutil.Process(proc.pid).create_time() if alive(proc.pid, None) else None
         self._update(job_id, state=RUNNING, started_at=_now(), pid=proc.pid, pid_started=started, n_annotations=n)
         self._procs[job_id] = proc
         self._follow(job_id)
@@ -225,8 +158,11 @@ class JobManager:
             "PYTHONUNBUFFERED": "1",
             PROGRESS_ENV: str(job_dir / PROGRESS_FILE),
         }
-        _private(job_dir / "command.txt").write_text(" ".join(cmd) + "\n")
-        with _private(job_dir / "train.out").open("wb") as out, _private(job_dir / "train.log").open("wb") as err:
+        private_file(job_dir / "command.txt").write_text(" ".join(cmd) + "\n")
+        with (
+            private_file(job_dir / "train.out").open("wb") as out,
+            private_file(job_dir / "train.log").open("wb") as err,
+        ):
             return subprocess.Popen(
                 cmd, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True
             )
@@ -248,17 +184,26 @@ class JobManager:
             deadline = started.timestamp() + self.settings.jobs.timeout_s
             code: int | None = None
             timed_out = False
+            takeover = self._takeovers.get(job_id)
+            here = takeover is None or takeover.host in (None, leases.hostname())
             if job.state == RUNNING:
                 while True:
+                    if job_id in self._lost:
+                        log.error("job %s: another replica took it over; no longer followed here", job_id)
+                        return
+                    if self._row(job_id).state not in ACTIVE:  # cancelled through another replica
+                        if job.pid and alive(job.pid, job.pid_started):
+                            kill_group(job.pid)
+                        break
                     if proc is not None:
                         code = proc.poll()
                         if code is not None:
                             break
-                    elif not _alive(job.pid, job.pid_started):
-                        break  # adopted process ended; its exit code is unknown
-                    if time.time() > deadline and job.pid:
+                    elif not here or not alive(job.pid, job.pid_started):
+                        break  # adopted process ended (its exit code is unknown) or runs elsewhere
+                    if time.time() > deadline and job.pid and here:
                         timed_out = True
-                        _kill_group(job.pid)
+                        kill_group(job.pid)
                         code = proc.wait() if proc is not None else None
                         break
                     if self._stop.wait(self.settings.jobs.poll_interval_s):
@@ -269,12 +214,16 @@ class JobManager:
             self._update(job_id, state=FAILED, active=None, finished_at=_now(), error=f"monitor error: {exc}")
         finally:
             self._procs.pop(job_id, None)
+        if job_id not in self._lost:
+            leases.release(self.db, [job_id], self.holder, drop=True)
 
     def _finish(self, job_id: str, code: int | None, timed_out: bool = False) -> None:
         job = self._row(job_id)
+        if job.state not in ACTIVE:
+            return  # already finished (e.g. cancelled through another replica)
         job_dir = Path(job.job_dir)
         tail = "\n".join(read_tail(job_dir / "train.log", self.settings.jobs.log_tail_lines))
-        result = _result_line(job_dir / "train.out")
+        result = result_line(job_dir / "train.out")
         if job_id in self._cancelled:
             self._update(
                 job_id, state=CANCELLED, active=None, finished_at=_now(), exit_code=code, error=f"cancelled\n{tail}"
@@ -289,6 +238,13 @@ class JobManager:
                 why = f"training exited with code {code}"
             else:
                 why = "training process ended without a result (died or was killed)"
+            takeover = self._takeovers.get(job_id)
+            if takeover is not None and not (timed_out or code not in (0, None)):
+                host = takeover.host
+                if host not in (None, leases.hostname()):
+                    why = f"{takeover.describe()}; its training ran on host {host} (not visible here), no result"
+                else:
+                    why = f"{takeover.describe()}; its training process ended without a result (died or was killed)"
             self._update(
                 job_id,
                 state=FAILED,
@@ -308,7 +264,8 @@ class JobManager:
             snapshot = load_annotations([job_dir / "snapshot.jsonl"], job_settings.labels).annotations
             current = self.admin.registry.current()
             current_path = self.admin.registry.resolve(current) if current else None
-            decision = gate.judge(self.admin.registry.resolve(version), current_path, snapshot, self.settings)
+            candidate = self.admin.load(version)  # as it will be served; promoted as is
+            decision = gate.judge(candidate, current_path, snapshot, self.settings)
         except Exception as exc:  # noqa: BLE001 - any failure is reported on the job
             log.exception("job %s: gate failed", job_id)
             self._update(
@@ -322,7 +279,9 @@ class JobManager:
         verdict = decision.to_json()
         if decision.promote:
             try:
-                self.admin.promote(version, f"gate: {decision.reason} (job {job_id})")
+                self.admin.promote(
+                    version, f"gate: {decision.reason} (job {job_id})", bundle=candidate, job_id=job_id, gate=verdict
+                )
             except PromotionError as exc:
                 self._update(
                     job_id,
@@ -333,7 +292,6 @@ class JobManager:
                     error=f"promotion failed: {exc}",
                 )
                 return
-            self.admin.set_status(version, PROMOTED, decision.reason, job_id=job_id, gate=verdict)
             self._update(job_id, state=SUCCEEDED, active=None, finished_at=_now(), gate=verdict)
         else:
             self.admin.set_status(version, REJECTED, decision.reason, job_id=job_id, gate=verdict)
@@ -342,31 +300,52 @@ class JobManager:
     # ------------------------------------------------------------ lifecycle
 
     def recover(self) -> list[str]:
-        """Pick up jobs that were active when the service stopped (see module docstring)."""
-        with self.db.read() as s:
-            active = list(s.scalars(select(Job).where(Job.active == 1)))
-        for job in active:
-            if job.state == QUEUED:
-                self._update(
-                    job.id,
-                    state=FAILED,
-                    active=None,
-                    finished_at=_now(),
-                    error="the service stopped before the job started",
-                )
-            elif job.id not in self._threads:
-                self._follow(job.id)
-        return [j.id for j in active]
+        """Take over active jobs whose replica stopped (lease expired or released; see the
+        module docstring); returns their ids. Also starts the heartbeat thread."""
+        self._ensure_keeper()
+        taken = leases.take_orphans(self.db, RETRAIN_SLOT, self.holder, self.settings.jobs.lease_s)
+        for takeover in taken:
+            job_id = takeover.job_id
+            log.warning("job %s: taking over; %s", job_id, takeover.describe())
+            self._takeovers[job_id] = takeover
+            self._lost.discard(job_id)
+            if self._row(job_id).state == QUEUED:
+                why = f"the service stopped before the job started: {takeover.describe()}"
+                self._update(job_id, state=FAILED, active=None, finished_at=_now(), error=why)
+                leases.release(self.db, [job_id], self.holder, drop=True)
+            elif job_id not in self._threads or not self._threads[job_id].is_alive():
+                self._follow(job_id)
+        return [t.job_id for t in taken]
+
+    def heartbeat(self) -> None:
+        """Renew the leases of the jobs this replica follows; note the ones it lost."""
+        mine = [job_id for job_id, t in list(self._threads.items()) if t.is_alive() and job_id not in self._lost]
+        self._lost |= leases.renew(self.db, mine, self.holder, self.settings.jobs.lease_s)
+
+    def _ensure_keeper(self) -> None:
+        with self._keeper_lock:
+            if self._keeper is None and not self._stop.is_set():
+                self._keeper = threading.Thread(target=self._keep, name="job-leases", daemon=True)
+                self._keeper.start()
+
+    def _keep(self) -> None:
+        while not self._stop.wait(self.settings.jobs.heartbeat_s):
+            try:
+                self.heartbeat()
+                self.recover()
+            except Exception:  # keep beating; a database hiccup must not orphan our jobs
+                log.exception("job lease heartbeat failed")
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         job = self._row(job_id)
         if job.state not in ACTIVE:
             return self.get(job_id)
         self._cancelled.add(job_id)
-        if job.pid and _alive(job.pid, job.pid_started):
-            _kill_group(job.pid)
+        if job.pid and alive(job.pid, job.pid_started):
+            kill_group(job.pid)
         if job_id not in self._threads or not self._threads[job_id].is_alive():
             self._finish(job_id, None)
+            leases.drop(self.db, job_id)  # whoever held it: the job is over
         return self.get(job_id)
 
     def wait(self, job_id: str, timeout: float | None = None) -> dict[str, Any]:
@@ -381,6 +360,10 @@ class JobManager:
         self._stop.set()
         for t in list(self._threads.values()):
             t.join(timeout=self.settings.jobs.poll_interval_s * 2)
+        if self._keeper is not None:
+            self._keeper.join(timeout=self.settings.jobs.heartbeat_s * 2)
+        # expire (not drop) our leases: another replica, or this one restarted, takes over at once
+        leases.release(self.db, list(self._threads), self.holder)
 
     # ------------------------------------------------------------ rows
 
@@ -404,30 +387,3 @@ class JobManager:
         with self.db.read() as s:
             ids: Sequence[str] = s.scalars(select(Job.id).order_by(Job.created_at.desc()).limit(limit)).all()
         return [self.get(i) for i in ids]
-
-
-def job_dict(job: Job, progress: dict[str, Any] | None, log_tail: list[str]) -> dict[str, Any]:
-    """The one shape of a job in the API (schemas_admin.JobOut), retrain or re-score."""
-    return {
-        "id": job.id,
-        "kind": job.kind,
-        "state": job.state,
-        "config": job.config,
-        "created_at": _iso(job.created_at),
-        "started_at": _iso(job.started_at),
-        "finished_at": _iso(job.finished_at),
-        "pid": job.pid,
-        "n_annotations": job.n_annotations,
-        "progress": progress,
-        "log_last_line": log_tail[-1] if log_tail and job.state == RUNNING else None,
-        "log_tail": log_tail,
-        "exit_code": job.exit_code,
-        "version": job.version,
-        "metrics": job.metrics,
-        "gate": job.gate,
-        "error": job.error,
-    }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None

@@ -115,7 +115,7 @@ class ModelAdmin:
 
     # ------------------------------------------------------------ moves
 
-    def _load(self, version: str) -> Bundle:
+    def load(self, version: str) -> Bundle:
         """Load a version the way the service serves it (its backend and thread settings).
         UnknownVersion when there is no such bundle, PromotionError when it is broken."""
         from service.scoring.bundle_loader import load_served_bundle
@@ -129,19 +129,37 @@ class ModelAdmin:
         except Exception as exc:  # noqa: BLE001 - any loader failure means "broken bundle"
             raise load_error(version, exc) from None
 
-    def promote(self, version: str, reason: str = "manual promotion") -> dict[str, Any]:
+    def promote(
+        self,
+        version: str,
+        reason: str = "manual promotion",
+        bundle: Bundle | None = None,
+        job_id: str | None = None,
+        gate: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """`bundle`: the version already loaded by the caller (a retrain's gate judged that
+        very object), so it is not loaded and hashed again; `job_id` and `gate` go on its status."""
         with _lock:
-            return self._switch(version, reason, PROMOTED)
+            return self._switch(version, reason, PROMOTED, bundle, job_id, gate)
 
-    def _switch(self, version: str, reason: str, status: str) -> dict[str, Any]:
+    def _switch(
+        self,
+        version: str,
+        reason: str,
+        status: str,
+        bundle: Bundle | None = None,
+        job_id: str | None = None,
+        gate: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         previous = self.registry.current()
-        bundle = self._load(version)  # verifies and loads; fails before anything changes
-        self.registry.set_current(version, reason)
+        if bundle is None:
+            bundle = self.load(version)  # verifies and loads; fails before anything changes
+        self.registry.set_current(version, reason, verified=True)
         scorer = self._scorer()
         if scorer is not None:
             scorer.swap(bundle)
         self.applied = version
-        self.set_status(version, PROMOTED, reason)
+        self.set_status(version, PROMOTED, reason, job_id=job_id, gate=gate)
         if status == ROLLED_BACK and previous and previous != version:
             self.set_status(previous, ROLLED_BACK, f"rolled back to {version}")
         return {"current": version, "previous": previous, "reason": reason}
@@ -183,7 +201,7 @@ class ModelAdmin:
             if current is None or current == self.applied or current == self.bad_pointer:
                 return None
             try:
-                bundle = self._load(current)
+                bundle = self.load(current)
             except PromotionError as exc:  # once per bad pointer, not every poll
                 self.bad_pointer = current
                 log.error(

@@ -1,7 +1,7 @@
 """The analyst console in a real browser (Playwright driving Debian's chromium) against a
 real `stance serve` subprocess with tiny bundles: paste -> highlighted statements ->
 correct one with the keyboard -> the annotation is in the store -> retrain -> progress ->
-the new version is listed -> roll back. Every page is screenshotted into docs/screenshots/
+the new version is listed -> roll back. Every page is screenshotted (into $STANCE_SCREENSHOTS, e.g. docs/screenshots/)
 and any console error or page error fails the test."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,7 +42,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Screenshots go to a temp folder, so a test run leaves the checkout as it was; refresh
+# the documented ones with STANCE_SCREENSHOTS=docs/screenshots.
+SCREENSHOTS = Path(os.environ.get("STANCE_SCREENSHOTS") or tempfile.mkdtemp(prefix="stance-screenshots-"))
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 ANALYST = "e2e-analyst"

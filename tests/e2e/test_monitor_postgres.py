@@ -1,24 +1,20 @@
-"""The monitoring flow on PostgreSQL: poll, dedup, trends, review, re-score. Runs only when
-STANCE_TEST_PG_URL names an empty scratch database, e.g.
-postgresql+psycopg://postgres@127.0.0.1:5433/stance_test (its tables are dropped after)."""
+"""The monitoring flow on PostgreSQL: poll, dedup, trends, review, re-score. On a temporary
+server started by the `postgres` fixture (tests/conftest.py), or on STANCE_TEST_PG_URL when
+set (an empty scratch database, e.g. postgresql+psycopg://postgres@127.0.0.1:5433/stance_test;
+its tables are dropped after)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 
-import pytest
 from fastapi.testclient import TestClient
 
 from tests.support import project_settings
 from tests.support.monitor import AUTH, TOKEN, FeedServer
 
-URL = os.environ.get("STANCE_TEST_PG_URL")
-pytestmark = pytest.mark.skipif(not URL, reason="set STANCE_TEST_PG_URL to run on PostgreSQL")
 
-
-def test_monitoring_on_postgres(tiny_registry, tmp_path, monkeypatch):
+def test_monitoring_on_postgres(tiny_registry, tmp_path, monkeypatch, pg_url):
     from service.app import create_app
     from service.store.tables import Base
 
@@ -27,7 +23,7 @@ def test_monitoring_on_postgres(tiny_registry, tmp_path, monkeypatch):
     (tmp_path / "seeds").mkdir()
     settings = project_settings().with_overrides(
         paths={"models_dir": tmp_path / "models", "data_dir": tmp_path / "data", "annotations_dir": tmp_path / "seeds"},
-        store={"url": URL},
+        store={"url": pg_url},
         auth={"token": TOKEN},
         monitor={"poller": False},
         jobs={"watch_registry_s": 0},

@@ -70,7 +70,7 @@ def write_config(tmp: Path, base_model: Path | None = None, **sections: dict[str
         },
         "training": {"epochs": 1, "n_folds": 2, "batch_size": 32, "bf16": False},
         "evaluation": {"bootstrap_samples": 20},
-        "jobs": {"poll_interval_s": 0.2, "watch_registry_s": 0.5},
+        "jobs": {"poll_interval_s": 0.2, "watch_registry_s": 0.5, "heartbeat_s": 0.5, "lease_s": 2.0},
         "auth": {"token": TOKEN},
     }
     if base_model is not None:

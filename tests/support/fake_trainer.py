@@ -5,7 +5,8 @@ Run as `python -m tests.support.fake_trainer train --config C --data D --no-prom
 ok (register a tiny bundle that says yes to everything), bad (one that says no to
 everything), crash (log, then exit 3), hang (log progress and sleep until killed),
 noresult (exit 0 without the JSON line), partial (leave a half-written bundle folder,
-then die by SIGKILL).
+then die by SIGKILL), wait (as ok, once the file named by FAKE_TRAIN_RELEASE exists: the
+test decides when training ends).
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ def main(argv: list[str]) -> int:
             print(f"\repoch 1: {i}it", end="", file=sys.stderr, flush=True)
             plan.step(1000)
             time.sleep(0.2)
+    if mode == "wait":
+        release = Path(os.environ["FAKE_TRAIN_RELEASE"])
+        while not release.exists():
+            time.sleep(0.1)
     if mode == "noresult":
         return 0
     from training.registry import Registry
@@ -52,7 +57,7 @@ def main(argv: list[str]) -> int:
         os.kill(os.getpid(), signal.SIGKILL)
     from tests.support.admin import tiny_bundle
 
-    path = tiny_bundle(settings.paths.models_dir, version, threshold=0.001 if mode == "ok" else 0.999)
+    path = tiny_bundle(settings.paths.models_dir, version, threshold=0.999 if mode == "bad" else 0.001)
     print(json.dumps({"version": version, "path": str(path), "metrics": {"fake": True}}), flush=True)
     return 0
 

@@ -15,7 +15,8 @@ from service.api.deps import TOKEN_REQUIRED, JobsDep, ModelsDep
 from service.api.errors import ApiError, responses
 from service.api.limits import ApiRoute
 from service.api.schemas_admin import JobOut, Registry, RetrainIn, RollbackIn, Switched
-from service.retrain.jobs import ConfigNotFound, JobConflict, JobNotFound
+from service.retrain.configs import ConfigNotFound
+from service.retrain.jobs import JobConflict, JobNotFound
 from service.retrain.promotion import ModelAdmin, PromotionError, UnknownVersion
 from training.bundle import CARD_FILE, PLOTS_DIR
 

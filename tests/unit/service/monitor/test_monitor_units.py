@@ -140,7 +140,7 @@ def test_bundle_embed(tiny_registry):
 def test_a_running_rescore_reports_progress_in_the_job_shape():
     from service.api.schemas_admin import JobOut
     from service.monitor.rescore import job_json
-    from service.retrain.jobs import RUNNING
+    from service.retrain.job_states import RUNNING
     from service.store.tables import Job
 
     job = Job(

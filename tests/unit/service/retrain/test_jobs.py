@@ -131,7 +131,7 @@ def test_one_job_at_a_time_then_kill_and_cancel(settings, monkeypatch):
 
 
 def test_unknown_config_is_refused(settings):
-    from service.retrain.jobs import ConfigNotFound
+    from service.retrain.configs import ConfigNotFound
 
     jobs, _ = manager(settings)
     with pytest.raises(ConfigNotFound):

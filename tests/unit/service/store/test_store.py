@@ -1,11 +1,10 @@
-"""The annotation store: seeds, history, idempotency, and (when STANCE_TEST_PG_URL is set)
-the same on PostgreSQL. (Durability after SIGKILL and concurrent writes over HTTP:
-tests/e2e/test_store_server.py.)"""
+"""The annotation store: seeds, history, idempotency, and the same on PostgreSQL (a
+temporary server from the `pg_url` fixture, or STANCE_TEST_PG_URL). (Durability after
+SIGKILL and concurrent writes over HTTP: tests/e2e/test_store_server.py.)"""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import threading
 
@@ -14,8 +13,6 @@ import pytest
 from service.settings import load_service_settings
 from tests.support.admin import SEED_FILE, seed_dir, write_config
 from training.annotations import Annotation
-
-PG_URL = os.environ.get("STANCE_TEST_PG_URL")
 
 
 def _new(text: str, labels: tuple[str, ...], annotator: str = "a", source: str = "doc"):
@@ -99,20 +96,15 @@ def test_sqlite_runs_in_wal_mode(store):
 # ---------------------------------------------------------------- PostgreSQL
 
 
-@pytest.mark.skipif(
-    not PG_URL,
-    reason="set STANCE_TEST_PG_URL=postgresql+psycopg://user:pw@host/db to run "
-    "the store tests against PostgreSQL (see docs/RETRAINING.md)",
-)
-def test_postgresql_store_roundtrip_and_concurrency(tmp_path):
+def test_postgresql_store_roundtrip_and_concurrency(tmp_path, pg_url):
     from sqlalchemy import text as sql
 
     from service.store.engine import Database
     from service.store.repository import AnnotationStore
     from service.store.tables import Base
 
-    settings = load_service_settings(write_config(tmp_path, store={"url": PG_URL}))
-    db = Database(PG_URL, settings.store.busy_timeout_ms)
+    settings = load_service_settings(write_config(tmp_path, store={"url": pg_url}))
+    db = Database(pg_url, settings.store.busy_timeout_ms)
     Base.metadata.drop_all(db.engine)
     Base.metadata.create_all(db.engine)
     store = AnnotationStore(settings, db)
