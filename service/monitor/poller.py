@@ -39,6 +39,7 @@ from service.scoring.feeds import (
     parse_json_object,
     parse_xml,
 )
+from service.scoring.formats import SNIFF_BYTES
 from service.settings import Settings
 from service.store.engine import Database
 
@@ -46,7 +47,6 @@ log = logging.getLogger("stance.monitor")
 
 LEASE_NAME = "poller"
 OK, NOT_MODIFIED, ERROR, RUNNING = "ok", "not_modified", "error", "running"
-SNIFF_BYTES = 512
 
 
 def holder_id() -> str:

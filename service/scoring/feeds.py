@@ -18,6 +18,7 @@ from typing import IO, Any, Literal
 import feedparser
 from bs4 import BeautifulSoup
 
+from service.scoring.formats import sniff
 from service.text_hygiene import has_visible_text, surrogate_at, without_surrogates
 
 FeedFormat = Literal["xml", "jsonl", "text"]
@@ -104,18 +105,9 @@ def detect_format(content_type: str | None, head: bytes, requested: str | None =
             raise FeedError(f"unknown format {requested!r}; use one of auto, {', '.join(FORMAT_ALIASES)}")
         return FORMAT_ALIASES[requested]
     mime = (content_type or "").split(";")[0].strip().lower()
-    if mime in _CONTENT_TYPES and not (mime == "text/plain" and _sniff(head) != "text"):
+    if mime in _CONTENT_TYPES and not (mime == "text/plain" and sniff(head) != "text"):
         return _CONTENT_TYPES[mime]
-    return _sniff(head)
-
-
-def _sniff(head: bytes) -> FeedFormat:
-    start = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
-    if start == b"<":
-        return "xml"
-    if start == b"{":
-        return "jsonl"
-    return "text"
+    return sniff(head)
 
 
 # ------------------------------------------------------------------ HTML

@@ -35,6 +35,7 @@ from ray.data.datasource import BlockBasedFileDatasink
 from ray.data.expressions import col
 
 from service.scoring.feeds import Article, FeedError, parse_json_object
+from service.scoring.formats import format_of_files, format_of_name
 from service.scoring.score_rows import (
     prepare_articles,
     record_article,
@@ -50,14 +51,7 @@ from training.settings import InferenceSettings, SegmentationSettings
 Kind = Literal["statements", "articles"]
 SourceFormat = Literal["jsonl", "csv", "parquet", "dir"]
 OutputFormat = Literal["parquet", "jsonl"]
-SOURCE_FORMATS: dict[str, SourceFormat] = {
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "jsonl",
-    ".csv": "csv",
-    ".parquet": "parquet",
-    ".txt": "dir",
-}
+SOURCE_FORMATS: tuple[SourceFormat, ...] = ("jsonl", "csv", "parquet", "dir")
 RAW = "text"  # read_text's column: a JSON line as read (parsed on the workers, per line)
 EXCERPT_CHARS = 200  # of a bad input line, kept in the errors output
 _STATEMENT_KEYS = ("id", "text", "labels", "scores")
@@ -93,16 +87,16 @@ class RayOutcome:
 def source_format(source: str, requested: str = "auto") -> SourceFormat:
     """The input's format: `requested`, else its suffix; a folder by the suffix of its files."""
     if requested != "auto":
-        if requested not in SOURCE_FORMATS.values():
+        if requested not in SOURCE_FORMATS:
             raise RayEngineError(f"unknown format {requested!r} for the Ray engine; use jsonl, csv, parquet or dir")
         return requested  # type: ignore[return-value]
-    suffix = PurePosixPath(source.rstrip("/")).suffix.lower()
-    if suffix in SOURCE_FORMATS:
-        return SOURCE_FORMATS[suffix]
-    if "://" not in source:
-        found = {p.suffix.lower() for p in Path(source).glob("*") if p.suffix.lower() in SOURCE_FORMATS}
-        if len(found) == 1:
-            return SOURCE_FORMATS[found.pop()]
+    named = format_of_name(source)
+    if named is None and "://" not in source:
+        named = format_of_files(p.name for p in Path(source).glob("*"))
+    if named == "text":
+        return "dir"  # .txt files: one article each
+    if named in SOURCE_FORMATS:
+        return named  # type: ignore[return-value]
     raise RayEngineError(f"{source}: cannot tell the format; name it with --format jsonl|csv|parquet|dir")
 
 

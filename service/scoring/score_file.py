@@ -20,6 +20,7 @@ from typing import IO, Any, Literal
 from tqdm import tqdm
 
 from service.scoring.feeds import Article, FeedError, iter_articles, parse_json_object
+from service.scoring.formats import SNIFF_BYTES, format_of_name, sniff
 from service.scoring.pipeline import take_chunk
 from service.scoring.score_rows import article_rows
 from service.scoring.scorer import score_batches
@@ -28,15 +29,6 @@ from service.settings import Settings
 from training.bundle import Bundle
 
 InputFormat = Literal["auto", "jsonl", "rss", "atom", "text", "dir"]
-_SUFFIXES = {
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "jsonl",
-    ".xml": "rss",
-    ".rss": "rss",
-    ".atom": "atom",
-    ".txt": "text",
-}
 PROGRESS_DELAY_S = 1.0  # the bar appears only on inputs that take longer than this
 
 
@@ -51,11 +43,12 @@ def resolve_format(path: Path, requested: InputFormat) -> str:
         return requested
     if path.is_dir():
         return "dir"
-    if path.suffix.lower() in _SUFFIXES:
-        return _SUFFIXES[path.suffix.lower()]
+    named = format_of_name(path.name)
+    if named in ("jsonl", "rss", "atom", "text"):
+        return named
     with path.open("rb") as fh:
-        head = fh.read(512).lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
-    return {b"<": "rss", b"{": "jsonl"}.get(head, "text")
+        sniffed = sniff(fh.read(SNIFF_BYTES))
+    return "rss" if sniffed == "xml" else sniffed
 
 
 def _warn(message: str) -> None:

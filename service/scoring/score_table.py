@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from service.scoring.feeds import Article, FeedError
+from service.scoring.formats import TABLES, format_of_files, format_of_name
 from service.scoring.pipeline import take_chunk
 from service.scoring.score_file import (
     Outcome,
@@ -88,20 +89,21 @@ def _score_articles(
             _write(out, row)
 
 
-_TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
-
-
 def table_format(path: Path, requested: str) -> str | None:
     """'jsonl' | 'csv' | 'parquet' when `path` is a table (or a folder of one kind of
     table and no .txt), None for the feed and article formats of `service.score_file`."""
-    if requested in ("jsonl", "csv", "parquet"):
+    if requested in TABLES:
         return requested
     if requested != "auto":
         return None
     if path.is_dir():
-        kinds = {_TABLE_SUFFIXES.get(p.suffix.lower(), "other") for p in path.iterdir() if p.is_file()}
-        return kinds.pop() if len(kinds) == 1 and "other" not in kinds else None
-    return _TABLE_SUFFIXES.get(path.suffix.lower()) or (resolve_format(path, "auto") == "jsonl" and "jsonl") or None
+        names = [p.name for p in path.iterdir() if p.is_file()]
+        kind = format_of_files(names)
+        return kind if kind in TABLES and all(format_of_name(n) == kind for n in names) else None
+    named = format_of_name(path.name)
+    if named in TABLES:
+        return named
+    return "jsonl" if resolve_format(path, "auto") == "jsonl" else None
 
 
 def score_input(

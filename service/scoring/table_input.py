@@ -16,8 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from service.scoring.formats import SUFFIXES, format_of_name
+
 TABLE_BUILDERS = {"jsonl": "json", "json": "json", "csv": "csv", "parquet": "parquet"}
-_SUFFIXES = {"jsonl": (".jsonl", ".ndjson", ".json"), "json": (".json",), "csv": (".csv",), "parquet": (".parquet",)}
 
 
 class TableError(ValueError):
@@ -28,9 +29,9 @@ def data_files(path: Path, fmt: str) -> list[str]:
     """The file itself, or the folder's files of that format (sorted: a stable row order)."""
     if not path.is_dir():
         return [str(path)]
-    files = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in _SUFFIXES[fmt])
+    files = sorted(str(p) for p in path.iterdir() if format_of_name(p.name) == fmt)
     if not files:
-        raise TableError(f"{path}: no {'/'.join(_SUFFIXES[fmt])} files in the folder")
+        raise TableError(f"{path}: no {'/'.join(SUFFIXES[fmt])} files in the folder")
     return files
 
 

@@ -17,11 +17,11 @@ from service.api.limits import ApiRoute, check_texts
 from service.api.schemas import ClassifyRequest, ClassifyResponse, Health, ModelInfo
 from service.scoring import pipeline
 from service.scoring.feeds import FORMAT_ALIASES, FeedError, detect_format, open_feed
+from service.scoring.formats import SNIFF_BYTES
 from service.scoring.pipeline import FEEDS_PATH
 from service.scoring.scorer import Abandoned, Scorer
 
 SPOOL_IN_MEMORY_BYTES = 1 << 20  # feed bodies above this spill to a temp file
-SNIFF_BYTES = 512
 CLIENT_CLOSED = 499  # nginx's code for "client closed the request"; nobody reads it
 
 router = APIRouter(route_class=ApiRoute)
