@@ -25,7 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import yaml
@@ -36,23 +36,14 @@ from training.bundle import MODEL_DIR, load_bundle
 from training.data import split_holdout, texts_and_targets
 from training.metrics import point_metrics
 from training.runtimes import Exporter, load_runtime
-from training.settings import Settings, load_settings
+from training.settings import RuntimeName, Settings, load_settings
 
 OUT = Path(__file__).with_name("runtimes.json")
 DEFAULT_BUNDLE = "models/v20261129-210915-2566"
 CALIBRATION_STATEMENTS = 300  # training statements for static quantisation (ORT QDQ, NNCF)
 PASSES_OF_HELD_OUT = 2  # each timed pass scores the held-out statements this many times over
 PACKAGES = ("torch", "transformers", "onnxruntime", "openvino", "nncf", "ctranslate2")
-RUNTIMES = (
-    "torch",
-    "onnx-fp32",
-    "onnx-int8",
-    "onnx-qdq-int8",
-    "openvino-fp32",
-    "openvino-bf16",
-    "openvino-int8",
-    "openvino-int8-bf16",
-)
+RUNTIMES = get_args(RuntimeName)  # every runtime a bundle can carry
 
 
 def prioritise() -> str:
