@@ -155,10 +155,7 @@ class ModelAdmin:
         if bundle is None:
             bundle = self.load(version)  # verifies and loads; fails before anything changes
         self.registry.set_current(version, reason, verified=True)
-        scorer = self._scorer()
-        if scorer is not None:
-            scorer.swap(bundle)
-        self.applied = version
+        self._serve(version, bundle)
         self.set_status(version, PROMOTED, reason, job_id=job_id, gate=gate)
         if status == ROLLED_BACK and previous and previous != version:
             self.set_status(previous, ROLLED_BACK, f"rolled back to {version}")
@@ -212,8 +209,13 @@ class ModelAdmin:
                 )
                 return None
             self.bad_pointer = None
-            scorer = self._scorer()
-            if scorer is not None:
-                scorer.swap(bundle)
-            self.applied = current
+            self._serve(current, bundle)
             return current
+
+    def _serve(self, version: str, bundle: Bundle) -> None:
+        """The one load-and-swap step (after a promotion, a rollback, or CURRENT moved by
+        someone else): the scorer swaps without dropping a request."""
+        scorer = self._scorer()
+        if scorer is not None:
+            scorer.swap(bundle)
+        self.applied = version
