@@ -84,20 +84,16 @@ def _check_inputs(tiny):
     return model, tokenizer, texts, targets, [a.source for a in anns], decision
 
 
-def test_choice_is_the_first_passing_candidate_and_skips_failures(tiny, tmp_path):
+def _choose(tiny, tmp_path, settings, candidates):
+    """choose_runtime on the tiny model, checked on its own statements."""
     model, tokenizer, texts, targets, groups, decision = _check_inputs(tiny)
-    choice = choose_runtime(
-        model,
-        tokenizer,
-        tmp_path,
-        texts,
-        targets,
-        groups,
-        decision,
-        _settings(),
-        texts[:8],
-        candidates=["no-such-runtime", "openvino-fp32", "onnx-fp32"],
+    return choose_runtime(
+        model, tokenizer, tmp_path, texts, targets, groups, decision, settings, texts[:8], candidates=candidates
     )
+
+
+def test_choice_is_the_first_passing_candidate_and_skips_failures(tiny, tmp_path):
+    choice = _choose(tiny, tmp_path, _settings(), ["no-such-runtime", "openvino-fp32", "onnx-fp32"])
     assert choice.chosen == "openvino-fp32"  # the first that passes, although onnx-fp32 passes too
     assert list(choice.candidates) == ["no-such-runtime", "openvino-fp32", "onnx-fp32"]
     assert (
@@ -112,19 +108,8 @@ def test_choice_is_the_first_passing_candidate_and_skips_failures(tiny, tmp_path
 
 
 def test_no_passing_candidate_means_fp32_torch(tiny, tmp_path):
-    model, tokenizer, texts, targets, groups, decision = _check_inputs(tiny)
-    choice = choose_runtime(
-        model,
-        tokenizer,
-        tmp_path,
-        texts,
-        targets,
-        groups,
-        decision,
-        _settings(int8_max_macro_f1_drop=0.0),  # "drops by less than 0": every candidate fails on purpose
-        texts[:8],
-        candidates=["openvino-fp32"],
-    )
+    # "drops by less than 0": every candidate fails on purpose
+    choice = _choose(tiny, tmp_path, _settings(int8_max_macro_f1_drop=0.0), ["openvino-fp32"])
     assert choice.chosen == "torch" and choice.files == {}
     assert not choice.candidates["openvino-fp32"]["ok"]
     assert choice.reason.startswith("fp32 torch serves")
