@@ -47,6 +47,7 @@ CONFIG_FILE = "training_config.yaml"
 METRICS_FILE = "metrics.json"
 CARD_FILE = "README.md"
 PLOTS_DIR = "plots"
+OOF_FILE = "oof.npz"  # the CV's out-of-fold scores, read by the label audit
 FORMAT_VERSION = 1
 _EMBEDDER_LOCK = threading.Lock()
 

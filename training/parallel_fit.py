@@ -24,7 +24,8 @@ import numpy as np
 from transformers import TrainerCallback
 
 from training.finetune import fit_recipe, predict_proba
-from training.progress import Plan, StepCallback
+from training.progress import Plan
+from training.progress_callback import StepCallback
 from training.settings import Settings
 
 FINAL = "final"

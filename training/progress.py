@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from transformers import TrainerCallback
-
 PROGRESS_ENV = "STANCE_PROGRESS_FILE"
 _WRITE_EVERY_S = 1.0
 # Work after the last fit (export, int8 check, plots), in fit-step equivalents per statement.
@@ -92,16 +90,6 @@ class Plan:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.snapshot(state)))
         os.replace(tmp, self.path)
-
-
-class StepCallback(TrainerCallback):
-    """Counts the Trainer's optimizer steps into a `Plan`."""
-
-    def __init__(self, plan: Plan) -> None:
-        self.plan = plan
-
-    def on_step_end(self, args, state, control, **kwargs):  # type: ignore[override]
-        self.plan.step()
 
 
 def read_progress(path: Path) -> dict[str, Any] | None:

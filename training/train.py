@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from training.annotations import Annotation, annotation_files, load_annotations
 from training.baselines import KeywordRules, TfidfBaseline
-from training.bundle import read_meta, read_metrics, save_bundle
+from training.bundle import OOF_FILE, read_meta, read_metrics, save_bundle
 from training.card import model_card, pr_plots, reliability_plots
 from training.crossval import CVOutcome, outcome, run_cv
 from training.data import split_holdout, texts_and_targets
@@ -46,7 +46,6 @@ from training.registry import Registry
 from training.runtime_choice import check_runtimes
 from training.settings import Settings
 
-OOF_FILE = "oof.npz"
 REPORTS = ("reports/experiments.json", "reports/learning_curve.json")
 
 

@@ -9,11 +9,10 @@ import numpy as np
 
 from service.store.repository import AnnotationStore
 from training.audit import ScoreSource, Suspect, bundle_out_of_fold, rank_suspects, tfidf_out_of_fold
-from training.bundle import read_meta
+from training.bundle import OOF_FILE, read_meta
 from training.policy import calibrate
 from training.registry import Registry
 from training.settings import Settings
-from training.train import OOF_FILE
 
 
 class AuditUnavailable(ValueError):
