@@ -139,7 +139,7 @@ def audit(
     try:
         report = run_audit(settings, _store(config), scores)  # type: ignore[arg-type]
     except AuditUnavailable as exc:
-        _fail(f"{exc}", 1)
+        _fail(str(exc), 1)
     summary = report.to_json(limit)
     typer.echo(
         f"{summary['n_audited']} of {summary['n_annotations']} annotations audited with {summary['scores_from']}; "

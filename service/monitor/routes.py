@@ -54,7 +54,7 @@ def _iso_day(value: Any) -> Any:
 
 
 IsoDate = Annotated[date, BeforeValidator(_iso_day)]
-Token = TOKEN_REQUIRED
+
 POLLS_LISTED = 20
 ARTICLES_PAGE = 50
 MAX_ARTICLES_PAGE = 500
@@ -79,7 +79,7 @@ def _ready(request: Request) -> None:
 @router.post(
     "/feeds",
     status_code=status.HTTP_201_CREATED,
-    dependencies=Token,
+    dependencies=TOKEN_REQUIRED,
     response_model=FeedOut,
     responses=responses(400, 401, 403, 409, 422, 503),
     summary="Subscribe to a feed (polled by the service)",
@@ -109,7 +109,7 @@ def get_feed(request: Request, feed_id: FeedId) -> dict[str, Any]:
 @router.patch(
     "/feeds/{feed_id:int}",
     response_model=FeedOut,
-    dependencies=Token,
+    dependencies=TOKEN_REQUIRED,
     responses=responses(400, 401, 403, 404, 409, 422, 503),
     summary="Change name, outlet, URL, interval, format or enabled",
 )
@@ -127,7 +127,7 @@ def patch_feed(request: Request, feed_id: FeedId, body: FeedPatch) -> dict[str, 
 @router.delete(
     "/feeds/{feed_id:int}",
     status_code=status.HTTP_204_NO_CONTENT,
-    dependencies=Token,
+    dependencies=TOKEN_REQUIRED,
     responses=responses(401, 403, 404, 422, 503),
     summary="Unsubscribe (stored articles stay, so the outlet's trends keep their history)",
 )
@@ -157,7 +157,7 @@ def list_polls(
 @router.post(
     "/feeds/{feed_id:int}/poll",
     response_model=PollOut,
-    dependencies=Token,
+    dependencies=TOKEN_REQUIRED,
     responses=responses(401, 403, 404, 422, 503),
     summary="Poll a feed now (whatever its schedule); returns the poll record",
 )
@@ -248,7 +248,7 @@ def get_trends(
     "/rescore",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobOut,
-    dependencies=Token,
+    dependencies=TOKEN_REQUIRED,
     responses=responses(401, 403, 409, 422, 503),
     summary="Re-score stored statements with the current model (a job; see GET /v1/jobs/{id})",
 )
@@ -291,7 +291,7 @@ async def review_next(
 @router.post(
     "/review/{statement_id:int}",
     response_model=ReviewResult,
-    dependencies=Token,
+    dependencies=TOKEN_REQUIRED,
     responses=responses(400, 401, 403, 404, 422, 503),
     summary="Answer a proposed statement: labels (stored as an annotation) or skip",
 )
